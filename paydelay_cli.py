@@ -140,5 +140,42 @@ def ibm(
         console.print(f"[yellow]caveat:[/yellow] {caveat}")
 
 
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="Folder of the committed sample.")] = Path("data/sample"),
+    invoices: int = 2_000,
+    customers: int = 80,
+    config: ConfigOpt = None,
+) -> None:
+    """Regenerate the small committed sample ledger (our column names and the seed's)."""
+    from features.io import write_event_log, write_table
+    from features.simulate import simulate_ledger
+
+    cfg = _config(config)
+    sim = cfg.simulator.model_copy(update={"n_invoices": invoices, "n_customers": customers,
+                                           "months": 24})
+    ledger = simulate_ledger(sim, seed=cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_event_log(ledger.events, out / "events.csv", naming="canonical")
+    write_event_log(ledger.events, out / "events_seed_names.csv", naming="seed")
+    write_table(ledger.master, out / "master.csv")
+    write_table(ledger.truth, out / "truth.csv")
+    console.print(f"Wrote {len(ledger.events):,} events of {invoices:,} invoices to {out}/")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Scratch folder for the demo's data.")]
+    = Path("data/processed/demo"),
+    config: ConfigOpt = None,
+) -> None:
+    """The whole product end to end on a simulated ledger."""
+    raw, interim = workdir / "raw", workdir / "interim"
+    console.rule("1. Simulate a ledger")
+    simulate(out=raw, invoices=None, customers=None, config=config)
+    console.rule("2. Validate it (quarantine bad rows, derive calculated activities)")
+    ingest(source=raw, master=None, out=interim, date_format=None)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
