@@ -1,0 +1,237 @@
+"""Training and scoring sets: the point-in-time steps composed into rows.
+
+    events ──prepare_log──> replayed log ──snapshots──> (invoice, t)
+        ├─ item_state ──> invoice_features         (invoice, collection, dispute)
+        ├─ customer aggregates ──> history_features (customer history, own invoice removed)
+        ├─ master as of t ──> master_features       (risk, credit limit and its use, ...)
+        └─ labels from the outcome after t          (training only)
+
+Rows: schema.ROW_KEY_COLUMNS + feature columns (feature_spec order) + schema.LABEL_COLUMNS
+(+ label_late_known) + feature_set_version, sorted by (snapshot_time, invoice_id).
+Categorical features are pandas `category` dtype; the categories are the values seen (risk
+categories and segments in schema order first).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features import schema
+from features.config import FeatureConfig
+from features.feature_spec import feature_set_version, feature_specs
+from features.history import aggregates_for_codes, build_customer_tables, history_features
+from features.invoice_features import invoice_features
+from features.item_state import ReplayLog, ids_series, prepare_log, state_arrays, state_frame
+from features.labels import EXTRA_LABEL_COLUMNS, label_frame
+from features.master_asof import master_asof_codes, master_features, master_from_events
+from features.snapshots import KINDS, scoring_codes, to_us, training_codes
+
+VERSION_KEY = b"feature_set_version"
+_KEY_ONLY = frozenset(schema.ROW_KEY_COLUMNS) - {"company_code", "open_amount"}
+_CATEGORY_ORDER = {"risk_category": schema.RISK_CATEGORIES, "customer_segment": schema.SEGMENTS}
+
+
+# ------------------------------------------------------------------------------ steps -------
+# Frames are built with copy=False and never consolidated: a million-invoice training set is
+# gigabytes, and every concat/astype/copy of it would cost as much again.
+def step_item_state(log: ReplayLog, inv: np.ndarray, t: np.ndarray) -> pd.DataFrame:
+    return state_frame(state_arrays(log, inv, t), as_strings=False)
+
+
+def step_history(log: ReplayLog, config: FeatureConfig, inv: np.ndarray, t: np.ndarray,
+                 state: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """History features, and the customer's open amount at t (for credit use)."""
+    tables = build_customer_tables(log, config)
+    aggs = aggregates_for_codes(tables, log.inv_cust[inv], t)
+    del tables
+    aggs.index = state.index
+    hist = history_features(aggs, state, t, config)
+    return hist, aggs["cust_open_cents"].to_numpy() / 100.0
+
+
+def step_master(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | None,
+                inv: np.ndarray, t: np.ndarray, customer_open: np.ndarray) -> pd.DataFrame:
+    if master is None:
+        master = master_from_events(events)
+    attrs = master_asof_codes(master, log.customer_ids, log.inv_cust[inv], t)
+    return master_features(attrs, customer_open)
+
+
+def step_categories(column: pd.Series, name: str) -> pd.Series:
+    """A categorical feature with str categories in a stable order (schema order first)."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype("str").astype("category")
+    column = column.cat.remove_unused_categories()
+    column = column.cat.rename_categories([str(c) for c in column.cat.categories])
+    seen = sorted(column.cat.categories)
+    first = [c for c in _CATEGORY_ORDER.get(name, ()) if c in seen]
+    return column.cat.reorder_categories(first + [c for c in seen if c not in first])
+
+
+def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | None,
+                  config: FeatureConfig, inv: np.ndarray, t: np.ndarray) -> dict[str, object]:
+    """Feature columns (feature_spec order, spec dtypes) of the rows (invoice code, t), plus
+    the item-state columns the row keys need."""
+    t_dt = t.view("datetime64[us]")
+    state = step_item_state(log, inv, t)
+    item = invoice_features(state, t_dt)
+    hist, customer_open = step_history(log, config, inv, t, state)
+    mast = step_master(log, events, master, inv, t, customer_open).set_axis(state.index)
+    found = {**{c: item[c] for c in item.columns}, **{c: mast[c] for c in mast.columns},
+             **{c: hist[c] for c in hist.columns}}
+    specs = feature_specs(config)
+    names = [s.name for s in specs]
+    missing, extra = set(names) - set(found), set(found) - set(names)
+    if missing or extra:
+        raise AssertionError(f"features and catalogue disagree: missing {sorted(missing)}, "
+                             f"not in catalogue {sorted(extra)}")
+    cols: dict[str, object] = {"_posting_time": state["posting_time"],
+                               "_net_due_date": state["net_due_date"]}
+    for spec in specs:
+        col = found[spec.name]
+        if spec.kind == "categorical":
+            col = step_categories(col, spec.name)
+        elif spec.kind == "bool" and col.dtype != bool:
+            col = col.astype(bool)
+        elif spec.kind == "numeric" and col.dtype != np.float64:
+            col = col.astype(np.float64)
+        cols[spec.name] = col.reset_index(drop=True)
+    return cols
+
+
+def step_rows(log: ReplayLog, inv: np.ndarray, t: np.ndarray, kind: np.ndarray,
+              feats: dict[str, object], labels: pd.DataFrame | None, version: str
+              ) -> pd.DataFrame:
+    """Keys, features, labels and version assembled without copying the columns."""
+    n = len(inv)
+    cols: dict[str, object] = {
+        "invoice_id": ids_series(log.invoice_ids_pa, inv),
+        "customer_id": ids_series(log.customer_ids_pa, log.inv_cust[inv]),
+        "company_code": feats["company_code"],
+        "snapshot_time": pd.Series(t.view("datetime64[us]")),
+        "snapshot_kind": ids_series(pa.array(KINDS), kind),
+        "posting_time": feats["_posting_time"].reset_index(drop=True),
+        "net_due_date": feats["_net_due_date"].reset_index(drop=True),
+        "open_amount": feats["open_amount"],
+    }
+    assert tuple(cols) == schema.ROW_KEY_COLUMNS
+    for name, col in feats.items():
+        if not name.startswith("_") and name not in cols:
+            cols[name] = col
+    if labels is not None:
+        for name in labels.columns:
+            cols[name] = labels[name].reset_index(drop=True)
+    cols["feature_set_version"] = ids_series(pa.array([version]), np.zeros(n, np.int64))
+    return pd.DataFrame(cols, copy=False)
+
+
+def _kinds_of(snapshots: pd.DataFrame, n: int) -> np.ndarray:
+    if "snapshot_kind" not in snapshots.columns:
+        return np.full(n, KINDS.index("now"), dtype=np.int8)
+    kind = pd.Categorical(snapshots["snapshot_kind"].astype("str"), categories=KINDS)
+    if (kind.codes < 0).any():
+        raise ValueError(f"snapshot_kind must be one of {KINDS}")
+    return np.asarray(kind.codes, dtype=np.int8)
+
+
+# ------------------------------------------------------------------------ public API --------
+def build_training_set(events: pd.DataFrame, master: pd.DataFrame | None,
+                       config: FeatureConfig, seed: int, end_time: object = None
+                       ) -> pd.DataFrame:
+    """Training rows (posting + grid snapshots up to end_time) with features and labels.
+
+    end_time (default: last_refresh, else the last event) ends both the snapshots and the
+    observation of outcomes: an outcome known after it is censored.
+    """
+    log = prepare_log(events)
+    end = log.end_time if end_time is None else to_us(end_time)
+    inv, t, kind = training_codes(log, config, seed, end)
+    feats = step_features(log, events, master, config, inv, t)
+    labels = label_frame(log, inv, t, config, end)
+    return step_rows(log, inv, t, kind, feats, labels, feature_set_version(config))
+
+
+def build_scoring_set(events: pd.DataFrame, master: pd.DataFrame | None,
+                      config: FeatureConfig, now: object = None) -> pd.DataFrame:
+    """One row per invoice open at `now` (default last_refresh): keys + features."""
+    log = prepare_log(events)
+    inv, t, kind = scoring_codes(log, None if now is None else to_us(now))
+    feats = step_features(log, events, master, config, inv, t)
+    return step_rows(log, inv, t, kind, feats, None, feature_set_version(config))
+
+
+def features_at(events: pd.DataFrame, master: pd.DataFrame | None, config: FeatureConfig,
+                snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Keys + features of given (invoice_id, snapshot_time) rows, in their order.
+
+    snapshot_kind is taken from the snapshots when they carry it, else "now". Every invoice must
+    be open at its time. Used for replay/parity checks and ad-hoc as-of questions.
+    """
+    from features.item_state import _snapshot_codes
+
+    log = prepare_log(events)
+    inv, t = _snapshot_codes(log, snapshots)
+    feats = step_features(log, events, master, config, inv, t)
+    return step_rows(log, inv, t, _kinds_of(snapshots, len(inv)), feats, None,
+                     feature_set_version(config))
+
+
+def write_rows(df: pd.DataFrame, path: str | Path) -> Path:
+    """Parquet file with the feature set version in its metadata (and as a column)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    version = (str(df["feature_set_version"].iloc[0]) if "feature_set_version" in df.columns
+               and len(df) else feature_set_version())
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[VERSION_KEY] = version.encode()
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    return path
+
+
+def read_rows(path: str | Path) -> pd.DataFrame:
+    """Rows written by write_rows; df.attrs["feature_set_version"] holds the file's version."""
+    table = pq.read_table(path)
+    df = table.to_pandas()
+    meta = table.schema.metadata or {}
+    df.attrs["feature_set_version"] = meta.get(VERSION_KEY, b"").decode() or None
+    return df
+
+
+def summary(df: pd.DataFrame) -> dict:
+    """Headline counts of a training or scoring set."""
+    out: dict = {
+        "rows": int(len(df)),
+        "invoices": int(df["invoice_id"].nunique()) if len(df) else 0,
+        "customers": int(df["customer_id"].nunique()) if len(df) else 0,
+        # company_code and open_amount are keys and features at once
+        "features": len([c for c in df.columns if c not in _KEY_ONLY
+                         and c not in schema.LABEL_COLUMNS and c not in EXTRA_LABEL_COLUMNS
+                         and c != "feature_set_version"]),
+        "snapshot_kinds": {str(k): int(v) for k, v in
+                           df["snapshot_kind"].value_counts().sort_index().items()},
+        "first_snapshot": str(df["snapshot_time"].min()) if len(df) else None,
+        "last_snapshot": str(df["snapshot_time"].max()) if len(df) else None,
+        "feature_set_version": (str(df["feature_set_version"].iloc[0])
+                                if "feature_set_version" in df.columns and len(df) else None),
+    }
+    if "censored" in df.columns:
+        cens = df["censored"].to_numpy(dtype=bool)
+        late = df.loc[~cens, "label_late"]
+        out.update({
+            "censored": int(cens.sum()),
+            "censored_share": float(cens.mean()) if len(df) else float("nan"),
+            "late_share_uncensored": float(late.mean()) if len(late) else float("nan"),
+            "written_off": int(df["label_written_off"].sum()),
+        })
+    return out
+
+
+__all__ = ["build_training_set", "build_scoring_set", "features_at", "write_rows", "read_rows",
+           "summary", "step_item_state", "step_history", "step_master", "step_features",
+           "step_rows"]

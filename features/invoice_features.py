@@ -1,0 +1,149 @@
+"""Invoice, collection and dispute features: a pure function of the item state and the time t.
+
+Serving calls the same function on the item state a request carries. Conventions:
+- "days since X" are exact fractional days between the two instants;
+- due-date arithmetic is in calendar days: days_to_due = due date - date of t, days_overdue =
+  max(0, date of t - due date), so an invoice is overdue from due date + 1 day, 00:00 (the
+  instant of the due_date_passed event);
+- a feature that does not apply (no dunning yet, no open promise or dispute) is NaN, not 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import schema
+from features.item_state import DAY_US, NAT, to_us
+
+INVOICE_FEATURE_COLUMNS: tuple[str, ...] = (
+    # invoice
+    "amount", "open_amount", "paid_fraction", "n_partial_payments", "n_residual_items",
+    "n_credit_memos", "credit_memo_amount", "days_since_posting", "days_to_due", "days_overdue",
+    "terms_net_days", "terms_discount_days", "terms_discount_pct", "payment_terms",
+    "company_code",
+    # collection
+    "dunning_level", "max_dunning_level", "n_dunning_runs", "days_since_last_dunning",
+    "dunning_no_reaction_days", "n_contacts", "days_since_last_contact", "promise_open",
+    "days_to_promised_date", "promise_amount", "n_promises", "n_promises_broken",
+    "days_since_customer_reaction",
+    # dispute
+    "dispute_open", "dispute_days_open", "disputed_amount", "disputed_share", "n_disputes",
+    "payment_block_active",
+)
+
+
+def times_us(values: object, n: int) -> np.ndarray:
+    """Timestamp, Series or array of datetimes as int64 us (NaT -> NAT), broadcast to n."""
+    if isinstance(values, (pd.Series, pd.Index, np.ndarray)):
+        arr = np.asarray(pd.Series(values).to_numpy(dtype="datetime64[us]")).view(np.int64)
+        if len(arr) != n:
+            raise ValueError(f"t has {len(arr)} values for {n} item states")
+        return arr
+    return np.full(n, to_us(values), dtype=np.int64)
+
+
+def _col_us(state: pd.DataFrame, column: str) -> np.ndarray:
+    return state[column].to_numpy(dtype="datetime64[us]").view(np.int64)
+
+
+def _days_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """(later - earlier) in fractional days; NaN where either is NaT."""
+    ok = (later != NAT) & (earlier != NAT)
+    return np.where(ok, (later - np.where(ok, earlier, 0)) / DAY_US, np.nan)
+
+
+def day_number(us: np.ndarray) -> np.ndarray:
+    """Calendar day index (days since 1970-01-01) of each instant; NAT stays NAT."""
+    return np.where(us != NAT, us // DAY_US, NAT)
+
+
+def as_categorical(values: pd.Series) -> pd.Categorical:
+    """A string column as a Categorical of str categories (cheap when it already is one)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array
+    return pd.Categorical(values.astype("str").to_numpy(dtype=object, na_value=None))
+
+
+def terms_table(keys: object) -> np.ndarray:
+    """(net days, discount days, discount %) per payment terms key; NaN net when unknown."""
+    rows = []
+    for key in keys:  # the distinct keys: a handful
+        parsed = schema.parse_payment_terms(key)
+        rows.append((np.nan, 0.0, 0.0) if parsed is None else
+                    (float(parsed.net_days), float(parsed.discount_days),
+                     float(parsed.discount_pct)))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def invoice_features(state: pd.DataFrame, t: pd.Series | pd.Timestamp | np.ndarray
+                     ) -> pd.DataFrame:
+    """Invoice + collection + dispute features of each item state at its time t."""
+    n = len(state)
+    tt = times_us(t, n)
+    t_day = day_number(tt)
+    due_day = day_number(_col_us(state, "net_due_date"))
+    post_us = _col_us(state, "posting_time")
+    amount = state["amount"].to_numpy(dtype=np.float64)
+    positive = amount > 0
+    out: dict[str, object] = {}
+
+    out["amount"] = amount
+    out["open_amount"] = state["open_amount"].to_numpy(dtype=np.float64)
+    out["paid_fraction"] = np.where(
+        positive, state["paid_amount"].to_numpy(dtype=np.float64) / np.where(positive, amount, 1),
+        np.nan)
+    for col in ("n_partial_payments", "n_residual_items", "n_credit_memos"):
+        out[col] = state[col].to_numpy(dtype=np.float64)
+    out["credit_memo_amount"] = state["credit_memo_amount"].to_numpy(dtype=np.float64)
+    out["days_since_posting"] = _days_between(tt, post_us)
+    days_to_due = (due_day - t_day).astype(np.float64)
+    out["days_to_due"] = days_to_due
+    out["days_overdue"] = np.maximum(-days_to_due, 0.0)
+
+    terms = as_categorical(state["payment_terms"])
+    table = np.vstack([terms_table(terms.categories), [np.nan, 0.0, 0.0]])
+    looked = table[terms.codes]  # code -1 (missing key) reads the last, "unknown" row
+    fallback = (due_day - day_number(post_us)).astype(np.float64)
+    out["terms_net_days"] = np.where(np.isnan(looked[:, 0]), fallback, looked[:, 0])
+    out["terms_discount_days"] = looked[:, 1]
+    out["terms_discount_pct"] = looked[:, 2]
+    out["payment_terms"] = terms
+    out["company_code"] = as_categorical(state["company_code"])
+
+    for col in ("dunning_level", "max_dunning_level", "n_dunning_runs"):
+        out[col] = state[col].to_numpy(dtype=np.float64)
+    last_dun = _col_us(state, "last_dunning_time")
+    reaction = _col_us(state, "last_customer_reaction_time")
+    since_dun = _days_between(tt, last_dun)
+    out["days_since_last_dunning"] = since_dun
+    reacted = (reaction != NAT) & (reaction >= last_dun)
+    out["dunning_no_reaction_days"] = np.where(last_dun == NAT, np.nan,
+                                               np.where(reacted, 0.0, since_dun))
+    out["n_contacts"] = state["n_contacts"].to_numpy(dtype=np.float64)
+    out["days_since_last_contact"] = _days_between(tt, _col_us(state, "last_contact_time"))
+    p_open = state["promise_open"].to_numpy(dtype=bool)
+    out["promise_open"] = p_open
+    promised_day = day_number(_col_us(state, "promised_date"))
+    out["days_to_promised_date"] = np.where(p_open & (promised_day != NAT),
+                                            (promised_day - t_day).astype(np.float64), np.nan)
+    out["promise_amount"] = np.where(p_open, state["promise_amount"].to_numpy(np.float64), np.nan)
+    out["n_promises"] = state["n_promises"].to_numpy(dtype=np.float64)
+    out["n_promises_broken"] = state["n_promises_broken"].to_numpy(dtype=np.float64)
+    out["days_since_customer_reaction"] = _days_between(tt, reaction)
+
+    d_open = state["dispute_open"].to_numpy(dtype=bool)
+    out["dispute_open"] = d_open
+    out["dispute_days_open"] = np.where(
+        d_open, _days_between(tt, _col_us(state, "dispute_open_since")), np.nan)
+    disputed = state["disputed_amount"].to_numpy(dtype=np.float64)
+    out["disputed_amount"] = disputed
+    out["disputed_share"] = np.where(positive, disputed / np.where(positive, amount, 1), np.nan)
+    out["n_disputes"] = state["n_disputes"].to_numpy(dtype=np.float64)
+    out["payment_block_active"] = state["payment_block_active"].to_numpy(dtype=bool)
+    return pd.DataFrame({k: out[k] for k in INVOICE_FEATURE_COLUMNS}, index=state.index,
+                        copy=False)
+
+
+__all__ = ["invoice_features", "INVOICE_FEATURE_COLUMNS", "terms_table", "times_us",
+           "day_number"]
