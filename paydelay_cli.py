@@ -141,6 +141,40 @@ def ibm(
 
 
 @app.command()
+def features(
+    ledger: Annotated[Path, typer.Option(help="Validated ledger folder (from `ingest` or `ibm`).")]
+    = Path("data/interim/ledger"),
+    out: Annotated[Path, typer.Option(help="Folder for training.parquet, scoring.parquet and "
+                                      "the data dictionary.")] = Path("data/processed/ledger"),
+    end_time: Annotated[str | None, typer.Option(help="End of observation (default: the log's "
+                                                 "last refresh).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build point-in-time training rows (with labels) and scoring rows (open items now)."""
+    from features.build import build_scoring_set, build_training_set, summary, write_rows
+    from features.dictionary import write_data_dictionary
+    from features.ledger_files import read_ledger_dir
+
+    cfg = _config(config)
+    files = read_ledger_dir(ledger)
+    with console.status("Building training rows"):
+        training = build_training_set(files.events, files.master, cfg.features, seed=cfg.seed,
+                                      end_time=end_time)
+    with console.status("Building scoring rows"):
+        scoring = build_scoring_set(files.events, files.master, cfg.features, now=end_time)
+    write_rows(training, out / "training.parquet")
+    write_rows(scoring, out / "scoring.parquet")
+    if files.truth is not None:
+        files.truth.to_parquet(out / "truth.parquet", index=False)
+    md, _ = write_data_dictionary(out / "data_dictionary", cfg.features)
+    stats = summary(training)
+    stats.pop("snapshot_kinds", None)
+    _print_counts("Training set", stats)
+    _print_counts("Scoring set (open items now)", {"rows": len(scoring)})
+    console.print(f"Wrote {out}/training.parquet, scoring.parquet and {md.name}")
+
+
+@app.command()
 def sample(
     out: Annotated[Path, typer.Option(help="Folder of the committed sample.")] = Path("data/sample"),
     invoices: int = 2_000,
@@ -175,6 +209,8 @@ def demo(
     simulate(out=raw, invoices=None, customers=None, config=config)
     console.rule("2. Validate it (quarantine bad rows, derive calculated activities)")
     ingest(source=raw, master=None, out=interim, date_format=None)
+    console.rule("3. Build point-in-time features and labels")
+    features(ledger=interim, out=workdir / "processed", end_time=None, config=config)
 
 
 if __name__ == "__main__":  # pragma: no cover
