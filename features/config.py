@@ -95,7 +95,8 @@ class PromotionConfig(_Section):
 
 
 class TrainingConfig(_Section):
-    # Time cut-offs: dates ("YYYY-MM-DD", inclusive ends) win; else fractions of the snapshot span.
+    # Time cut-offs: instants ("YYYY-MM-DD" = its 00:00), each window is (previous end, end]; dates
+    # win over fractions of the span from the first snapshot to the end of observation.
     train_end: str | None = None
     calibration_end: str | None = None
     test_end: str | None = None  # default: the last snapshot / outcome in the data
@@ -106,7 +107,8 @@ class TrainingConfig(_Section):
     payment_horizon_days: int = Field(120, ge=1)
     min_cleared_invoices: int = Field(200, ge=1)  # min-data gate on the train slice
     min_late_invoices: int = Field(30, ge=1)
-    calibration_method: str = Field("isotonic", pattern="^(isotonic|platt)$")
+    # "none" keeps the booster's own probabilities (for comparison; see the training report)
+    calibration_method: str = Field("isotonic", pattern="^(isotonic|platt|none)$")
     conformal: bool = True  # correct P10/P90 on the calibration slice
     risk_class_cutoffs: tuple[float, float, float] = (0.2, 0.5, 0.8)  # low|medium|high|very_high
     # 1 by default: on a small shared machine LightGBM's OpenMP threads spin when oversubscribed

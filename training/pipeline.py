@@ -1,0 +1,381 @@
+"""Training pipeline: split -> min-data gate -> (tune) -> fit -> calibrate -> score the test slice
+-> evaluate (with engineer B's baselines / report / plots) -> log to MLflow -> register + gate.
+
+`train(rows, config, seed, truth=None, tracking_uri=None)` is the one entry point; `evaluate(...)`
+re-scores a registered model on the test slice of new rows. Deterministic: one seed drives every
+booster (deterministic=True, force_row_wise, fixed num_threads) and the tuner, so the same rows,
+config and seed give the same metrics to the last digit.
+
+Headline metrics are maturity-aware (see training.splits): risk metrics on the test rows whose
+late flag is decided by the test end (including invoices still open past due, which are late),
+payment-date MAE on rows watched for the full horizon (targets and predictions clipped at it),
+interval coverage on rows where it is decidable (t + P90 <= test end). Engineer B's report scores
+the known-outcome rows of the same test slice, side by side with the baselines and the rule
+strategy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.config import LgbParams, PaydelayConfig
+from training import registry
+from training.bundle import ModelBundle, json_safe
+from training.payment_date import (censored_coverage, due_offset, fit_conformal, fit_quantiles,
+                                   predict_relative, to_days)
+from training.risk import (FeatureSet, feature_matrix, feature_set_from_spec, fit_buckets,
+                           fit_calibrator, fit_risk, learn_categories)
+from training.scoring import score
+from training.splits import SplitResult, split_rows
+
+log = logging.getLogger(__name__)
+_DAY = pd.Timedelta(days=1)
+
+
+class InsufficientDataError(ValueError):
+    """Too few cleared or late invoices in the training slice to fit a model worth serving."""
+
+
+@dataclass
+class TrainResult:
+    bundle: ModelBundle
+    split: SplitResult
+    test_rows: pd.DataFrame  # test-slice rows of the training snapshot kinds
+    predictions: pd.DataFrame  # score(bundle, test_rows), same index
+    metrics: dict  # maturity-aware headline metrics (module doc)
+    report: object | None = None  # training.report.EvaluationReport when B's module is there
+    run_id: str | None = None
+    model_version: int | None = None
+    alias: str | None = None
+    decision: registry.Decision | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- gate -----------------------------------------------------------------------------------------
+def min_data_counts(split: SplitResult) -> dict[str, int]:
+    tr = split.train
+    cleared = tr.loc[~tr["censored"] & ~tr["label_written_off"], "invoice_id"].nunique()
+    late = tr.loc[tr["risk_used"] & (tr["target_late"] == 1), "invoice_id"].nunique()
+    return {"cleared_invoices": int(cleared), "late_invoices": int(late)}
+
+
+def check_min_data(split: SplitResult, config: PaydelayConfig) -> dict[str, int]:
+    """Refuse to train on too little history, naming the counts and thresholds."""
+    tc = config.training
+    counts = min_data_counts(split)
+    problems = []
+    if counts["cleared_invoices"] < tc.min_cleared_invoices:
+        problems.append(f"{counts['cleared_invoices']} cleared invoices "
+                        f"(minimum training.min_cleared_invoices = {tc.min_cleared_invoices})")
+    if counts["late_invoices"] < tc.min_late_invoices:
+        problems.append(f"{counts['late_invoices']} late invoices with a decided outcome "
+                        f"(minimum training.min_late_invoices = {tc.min_late_invoices})")
+    for name in ("calibration", "test"):
+        if int(split.counts.loc[name, "risk_used"]) == 0:
+            problems.append(f"no {name} rows with a decided late flag")
+    if problems:
+        raise InsufficientDataError(
+            f"not enough history to train: the train slice (snapshots {split.cutoffs.start} to "
+            f"{split.cutoffs.train_end}) has " + "; ".join(problems)
+            + ". Use a longer ledger, move training.train_end later, or lower the thresholds.")
+    return counts
+
+
+# --- fit ------------------------------------------------------------------------------------------
+def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed: int,
+               categories: dict[str, list[str]] | None = None,
+               risk_params: LgbParams | None = None,
+               payment_params: LgbParams | None = None) -> ModelBundle:
+    """Fit risk, buckets and payment-date models on train; calibrate both on calibration."""
+    tc, fc = config.training, config.features
+    train, cal = split.train, split.calibration
+    categories = categories or learn_categories(train, fs)
+
+    def X(frame: pd.DataFrame) -> pd.DataFrame:
+        return feature_matrix(frame, fs, categories)[0]
+
+    r = train[train["risk_used"]]
+    risk = fit_risk(X(r), r["target_late"], fs, risk_params or tc.risk, seed, tc.num_threads)
+    c = cal[cal["risk_used"]]
+    calibrator = fit_calibrator(risk.predict(X(c)), c["target_late"].to_numpy(),
+                                tc.calibration_method)
+
+    b = train[train["bucket_used"]]
+    bucket, prior = fit_buckets(X(b), b["target_bucket"].to_numpy(), fs, tc.bucket, seed,
+                                tc.num_threads, n_late_buckets=len(fc.bucket_edges))
+
+    p = train[train["payment_used"]]
+    quantiles = fit_quantiles(X(p), p["target_days_to_clear"].to_numpy(), due_offset(p), fs,
+                              payment_params or tc.payment, seed, tc.num_threads)
+    shift = None
+    if tc.conformal:
+        cc = cal[cal["snapshot_kind"].astype(str).isin(tc.snapshot_kinds)]
+        window = (split.cutoffs.calibration_end - cc["snapshot_time"]) / _DAY
+        cleared = cc["label_days_to_clear"].where(~cc["label_written_off"])
+        shift = fit_conformal(to_days(predict_relative(quantiles, X(cc)), due_offset(cc)),
+                              cleared.to_numpy(dtype="float64"),
+                              window.to_numpy(dtype="float64"))
+    return ModelBundle(
+        feature_set=fs, categories=categories, risk=risk, calibrator=calibrator, bucket=bucket,
+        bucket_prior=prior, quantiles=quantiles, quantile_shift=shift,
+        risk_class_cutoffs=tuple(tc.risk_class_cutoffs), seed=seed,
+        config=config.model_dump(mode="json"), training_window=split.cutoffs.as_dict())
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+def _oracle(rows: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    lookup = truth.drop_duplicates("invoice_id").set_index("invoice_id")["oracle_p_late"]
+    return rows["invoice_id"].astype(str).map(lookup).to_numpy(dtype="float64")
+
+
+def headline_metrics(test: pd.DataFrame, pred: pd.DataFrame, config: PaydelayConfig,
+                     test_end: pd.Timestamp, truth: pd.DataFrame | None = None,
+                     baseline: pd.DataFrame | None = None) -> dict:
+    """Maturity-aware metrics of one prediction frame on the test rows (module doc)."""
+    from training.metrics import ranking_metrics, risk_metrics
+
+    n_bins = config.evaluation.ece_bins
+    horizon = float(config.training.payment_horizon_days)
+    out: dict = {}
+    used = test["risk_used"].to_numpy(dtype=bool)
+    posting = used & (test["snapshot_kind"].astype(str) == "posting").to_numpy()
+    y = test["target_late"].to_numpy(dtype="float64")
+    p = pred["p_late"].to_numpy(dtype="float64")
+    out["risk"] = risk_metrics(y[used], p[used], n_bins)
+    out["risk_posting"] = risk_metrics(y[posting], p[posting], n_bins)
+    if truth is not None and posting.any():
+        oracle = _oracle(test.loc[posting], truth)
+        ok = ~np.isnan(oracle)
+        orc = ranking_metrics(y[posting][ok], oracle[ok])
+        out["oracle_posting"] = {**orc, "n": int(ok.sum()),
+                                 "brier": float(np.mean((oracle[ok] - y[posting][ok]) ** 2))}
+        out["risk_posting"]["auc_ratio_to_oracle"] = (out["risk_posting"]["roc_auc"]
+                                                      / orc["roc_auc"])
+
+    pay = test["payment_used"].to_numpy(dtype=bool)
+    target = test["target_days_to_clear"].to_numpy(dtype="float64")
+    p50 = np.minimum(pred["days_to_clear_p50"].to_numpy(dtype="float64"), horizon)
+    kinds = test["snapshot_kind"].astype(str).to_numpy()
+    for scope, mask in (("payment", pay), ("payment_posting", pay & (kinds == "posting"))):
+        rec = {"n": int(mask.sum()), "horizon_days": horizon,
+               "mae_days": float(np.mean(np.abs(p50[mask] - target[mask])))
+               if mask.any() else float("nan")}
+        if baseline is not None and mask.any():
+            b50 = np.minimum(baseline["days_to_clear_p50"].to_numpy(dtype="float64"), horizon)
+            rec["baseline_mae_days"] = float(np.mean(np.abs(b50[mask] - target[mask])))
+            rec["mae_reduction_vs_baseline"] = 1 - rec["mae_days"] / rec["baseline_mae_days"]
+        out[scope] = rec
+    window = ((test_end - test["snapshot_time"]) / _DAY).to_numpy(dtype="float64")
+    cleared = test["label_days_to_clear"].where(~test["label_written_off"])
+    out["interval"] = censored_coverage(pred["days_to_clear_p10"].to_numpy(),
+                                        pred["days_to_clear_p90"].to_numpy(),
+                                        cleared.to_numpy(dtype="float64"), window)
+    return out
+
+
+def _training_rows(frame: pd.DataFrame, config: PaydelayConfig) -> pd.DataFrame:
+    return frame[frame["snapshot_kind"].astype(str).isin(config.training.snapshot_kinds)]
+
+
+def _baselines(split: SplitResult, test: pd.DataFrame, config: PaydelayConfig,
+               notes: list[str]) -> dict[str, pd.DataFrame]:
+    try:
+        from training.baselines import baseline_predictions
+    except ImportError as exc:
+        notes.append(f"baselines skipped: {exc}")
+        return {}
+    return baseline_predictions(_training_rows(split.train, config), test, config)
+
+
+def _report(test: pd.DataFrame, preds: dict[str, pd.DataFrame], config: PaydelayConfig,
+            truth: pd.DataFrame | None, seed: int, notes: list[str], caveats: tuple[str, ...]):
+    try:
+        from training.report import evaluate as report_evaluate
+    except ImportError as exc:
+        notes.append(f"evaluation report skipped: {exc}")
+        return None
+    return report_evaluate(test, preds, config, truth, model_name="model", seed=seed, caveats=[
+        *caveats,
+        "Report metrics use the test rows whose outcome is known by the test end; the "
+        "training headline metrics (risk.*, payment.*, interval.*) are maturity-aware instead."])
+
+
+# --- train ----------------------------------------------------------------------------------------
+def _fit_and_evaluate(split: SplitResult, gate: dict, config: PaydelayConfig, seed: int,
+                      truth: pd.DataFrame | None, fs: FeatureSet,
+                      with_report: bool = True, caveats: tuple[str, ...] = ()) -> TrainResult:
+    tc = config.training
+    categories = learn_categories(split.train, fs)
+    risk_params, pay_params, tuning = tc.risk, tc.payment, None
+    if tc.tuning.enabled:
+        from training.tune import tune
+
+        tuning = tune(split.train, fs, categories, config, seed)
+        risk_params, pay_params = tuning["risk"], tuning["payment"]
+    bundle = fit_bundle(split, fs, config, seed, categories, risk_params, pay_params)
+    test = _training_rows(split.test, config)
+    preds = score(bundle, test)
+    notes: list[str] = []
+    baselines = _baselines(split, test, config, notes)
+    metrics = headline_metrics(test, preds, config, split.cutoffs.test_end, truth,
+                               baselines.get("hist_avg_delay"))
+    metrics["gate_counts"] = gate
+    metrics["unseen_categories_test"] = preds.attrs.get("unseen_categories", {})
+    if tuning:
+        metrics["tuning"] = tuning["summary"]
+        bundle.config["training"]["risk"] = risk_params.model_dump(mode="json")
+        bundle.config["training"]["payment"] = pay_params.model_dump(mode="json")
+    bundle.metrics = metrics
+    report = (_report(test, {"model": preds, **baselines}, config, truth, seed, notes, caveats)
+              if with_report else None)
+    return TrainResult(bundle, split, test, preds, metrics, report, notes=notes)
+
+
+def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
+          truth: pd.DataFrame | None = None, tracking_uri: str | None = None, *,
+          register: bool = True, feature_set: FeatureSet | None = None,
+          run_name: str = "train", with_report: bool = True,
+          caveats: tuple[str, ...] = ()) -> TrainResult:
+    """Train, evaluate and (unless register=False) log + register one model bundle.
+
+    rows: output of features.build.build_training_set; truth: the simulator's truth frame
+    (oracle line); tracking_uri: MLflow store (default sqlite:///<repo>/models/mlflow.db).
+    feature_set defaults to features.feature_spec; with_report=False skips B's evaluation
+    report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an external
+    data set) go into the report and the run's tags. Raises InsufficientDataError (min-data gate)
+    before fitting anything.
+    """
+    fs = feature_set or feature_set_from_spec()
+    split = split_rows(rows, config)
+    gate = check_min_data(split, config)  # before any MLflow run: a refusal leaves no trace
+    if not register:
+        return _fit_and_evaluate(split, gate, config, seed, truth, fs, with_report, caveats)
+    with registry.run(config.training.experiment_name, run_name, tracking_uri) as active:
+        result = _fit_and_evaluate(split, gate, config, seed, truth, fs, with_report, caveats)
+        if caveats:
+            import mlflow
+
+            mlflow.set_tag("caveats", " | ".join(caveats))
+        result.run_id = active.info.run_id
+        _log_and_register(result, config, seed, tracking_uri, with_report)
+    return result
+
+
+def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
+                      tracking_uri: str | None, with_report: bool) -> None:
+    import mlflow
+
+    b, split = result.bundle, result.split
+    registry.log_params({
+        "seed": seed, "feature_set_version": b.feature_set_version,
+        "grace_days": config.features.grace_days, "window": split.cutoffs.as_dict(),
+        "rows": split.counts["rows"].to_dict(), "config": config.model_dump(mode="json"),
+    })
+    registry.log_metrics(result.metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        split.counts.to_csv(tmp / "split_counts.csv")
+        (tmp / "headline_metrics.json").write_text(json.dumps(json_safe(result.metrics),
+                                                              indent=1))
+        if with_report:
+            _log_report_and_plots(result, tmp)
+        mlflow.log_artifacts(str(tmp), artifact_path="evaluation")
+        X_example, _ = feature_matrix(result.test_rows.head(5), b.feature_set, b.categories)
+        model_uri = registry.log_bundle(b, X_example, tmp / "bundle")
+
+    name = config.training.registered_model_name
+    champion_metrics, champion_note = None, ""
+    if registry.champion_version(name, tracking_uri) is not None:
+        champion_metrics, champion_note = _champion_on_holdout(result, config, tracking_uri)
+    result.model_version = registry.register(model_uri, name, tags={
+        "feature_set_version": b.feature_set_version, "seed": str(seed)})
+    new = {"roc_auc": result.metrics["risk"]["roc_auc"], "brier": result.metrics["risk"]["brier"]}
+    decision = registry.promotion_decision(new, champion_metrics, config.training.promotion)
+    if champion_note:
+        decision = registry.Decision(decision.promote, f"{decision.reason}; {champion_note}",
+                                     decision.new, decision.champion)
+    client = registry.configure(tracking_uri)
+    result.alias = registry.apply_decision(client, name, result.model_version, decision)
+    result.decision = decision
+    if champion_metrics:
+        registry.log_metrics({"gate.champion_roc_auc": champion_metrics["roc_auc"],
+                              "gate.champion_brier": champion_metrics["brier"]})
+    mlflow.set_tags({"alias": result.alias, "gate": decision.reason,
+                     "notes": " | ".join(result.notes) or "-"})
+    log.info("model %s v%s -> @%s (%s)", name, result.model_version, result.alias,
+             decision.reason)
+
+
+def _champion_on_holdout(result: TrainResult, config: PaydelayConfig,
+                         tracking_uri: str | None) -> tuple[dict | None, str]:
+    """The current champion's ROC-AUC / Brier on the new run's holdout rows."""
+    from training.metrics import risk_metrics
+
+    try:
+        champ = registry.load_bundle("champion", config.training.registered_model_name,
+                                     tracking_uri)
+        pred = score(champ, result.test_rows)
+    except (ValueError, KeyError) as exc:  # e.g. an older feature set the rows no longer carry
+        return None, f"champion could not score this holdout ({exc}); promoted on its own merit"
+    used = result.test_rows["risk_used"].to_numpy(dtype=bool)
+    m = risk_metrics(result.test_rows["target_late"].to_numpy(dtype="float64")[used],
+                     pred["p_late"].to_numpy(dtype="float64")[used])
+    note = ""
+    champ_cal_end = champ.training_window.get("calibration_end")
+    if champ_cal_end and pd.Timestamp(champ_cal_end) > result.split.cutoffs.calibration_end:
+        note = (f"the champion was fitted on data up to {champ_cal_end}, inside this holdout: "
+                "the comparison favours the champion")
+    return {"roc_auc": m["roc_auc"], "brier": m["brier"],
+            "version": champ.source.get("version")}, note
+
+
+def _log_report_and_plots(result: TrainResult, out: Path) -> None:
+    """B's report (Markdown + JSON + model card) and plots, when those modules exist."""
+    if result.report is not None:
+        (out / "report.md").write_text(result.report.to_markdown())
+        (out / "report.json").write_text(result.report.to_json())
+        try:
+            from training.report import model_card
+
+            (out / "model_card.md").write_text(model_card(
+                result.report, training_window=(result.bundle.training_window["start"],
+                                                result.bundle.training_window["train_end"])))
+        except ImportError as exc:
+            result.notes.append(f"model card skipped: {exc}")
+    try:
+        from training import plots
+    except ImportError as exc:
+        result.notes.append(f"plots skipped: {exc}")
+        return
+    b, test = result.bundle, result.test_rows
+    used = test["risk_used"].to_numpy(dtype=bool)
+    plots.reliability_diagram(test["target_late"].to_numpy(dtype="float64")[used],
+                              {"model": result.predictions["p_late"].to_numpy()[used]},
+                              out / "reliability.png")
+    plots.feature_importance_plot(b.risk, out / "feature_importance.png")
+    X, _ = feature_matrix(test, b.feature_set, b.categories)
+    plots.shap_beeswarm(b.risk, X, out / "shap_beeswarm.png", max_rows=1000, seed=b.seed)
+
+
+# --- re-evaluate ----------------------------------------------------------------------------------
+def evaluate(rows: pd.DataFrame, config: PaydelayConfig, alias_or_version: str | int = "champion",
+             tracking_uri: str | None = None, truth: pd.DataFrame | None = None,
+             which: str = "test") -> dict:
+    """Headline metrics of a registered model on the `which` slice of `rows` (cut by `config`)."""
+    bundle = registry.load_bundle(alias_or_version, config.training.registered_model_name,
+                                  tracking_uri)
+    split = split_rows(rows, config)
+    frame = _training_rows(split.frame(which), config)
+    end = {"train": split.cutoffs.train_end, "calibration": split.cutoffs.calibration_end,
+           "test": split.cutoffs.test_end}[which]
+    pred = score(bundle, frame)
+    out = headline_metrics(frame, pred, config, end, truth)
+    out["model"] = bundle.source
+    return out
