@@ -20,7 +20,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
+# Reports are wide tables: give them room when the output is a pipe or a CI log.
+console = Console(width=None if os.isatty(1) else int(os.environ.get("COLUMNS", 160)))
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (defaults if omitted).")
@@ -174,6 +175,131 @@ def features(
     console.print(f"Wrote {out}/training.parquet, scoring.parquet and {md.name}")
 
 
+def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if df[col].dtype.kind in "fiu" else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*["" if v is None or v != v else floatfmt.format(v) if isinstance(v, float)
+                        else str(v) for v in row])
+    console.print(table)
+
+
+def _rows_and_truth(rows: Path):
+    from features.build import read_rows
+
+    frame = read_rows(rows / "training.parquet" if rows.is_dir() else rows)
+    truth_path = (rows if rows.is_dir() else rows.parent) / "truth.parquet"
+    import pandas as pd
+
+    return frame, (pd.read_parquet(truth_path) if truth_path.exists() else None)
+
+
+RowsOpt = Annotated[Path, typer.Option(help="Folder (or file) written by `features`.")]
+
+
+def _train(rows: Path, config: Path | None, tune_trials: int | None, register: bool,
+           caveat: list[str] | None):
+    from training.pipeline import train as train_models
+
+    cfg = _config(config)
+    if tune_trials is not None:
+        tuning = cfg.training.tuning.model_copy(update={"enabled": tune_trials > 0,
+                                                         "n_trials": max(tune_trials, 1)})
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(
+            update={"tuning": tuning})})
+    frame, truth = _rows_and_truth(rows)
+    with console.status(f"Training on {len(frame):,} rows"
+                        + (f" with {tune_trials} Optuna trials per model" if tune_trials else "")):
+        result = train_models(frame, cfg, cfg.seed, truth=truth, register=register,
+                              caveats=tuple(caveat or ()))
+    if result.report is not None:
+        _print_frame("Holdout: model against every baseline (same rows)",
+                     result.report.headline_table())
+    from training.registry import flatten
+
+    _print_counts("Headline metrics (test slice)", {
+        k: v for k, v in flatten(result.metrics).items() if isinstance(v, (int, float))
+        and k.split(".")[-1] in {"roc_auc", "ece", "brier", "auc_ratio_to_oracle", "mae_days",
+                                 "baseline_mae_days", "mae_reduction_vs_baseline", "coverage"}})
+    if result.model_version is not None:
+        console.print(f"Registered [bold]paydelay[/bold] version {result.model_version} as "
+                      f"[bold]@{result.alias}[/bold]: {result.decision.reason}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    return result
+
+
+CaveatOpt = Annotated[list[str] | None, typer.Option(help="Caveat to state in the report "
+                                                     "(repeatable).")]
+
+
+@app.command()
+def train(
+    rows: RowsOpt = Path("data/processed/ledger"),
+    register: Annotated[bool, typer.Option(help="Register in MLflow and apply the champion "
+                                           "gate.")] = True,
+    caveat: CaveatOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the risk and payment-date models, evaluate them against the baselines on a later
+    holdout, log everything to MLflow and register the new version (@champion only if it beats
+    the current champion on the same holdout, else @challenger)."""
+    _train(rows, config, None, register, caveat)
+
+
+@app.command()
+def tune(
+    rows: RowsOpt = Path("data/processed/ledger"),
+    trials: Annotated[int, typer.Option(help="Optuna trials per model.")] = 20,
+    register: bool = True,
+    caveat: CaveatOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Like `train`, with an Optuna search first (seeded; each trial a nested MLflow run)."""
+    _train(rows, config, trials, register, caveat)
+
+
+@app.command()
+def evaluate(
+    rows: RowsOpt = Path("data/processed/ledger"),
+    model: Annotated[str, typer.Option(help="Alias or version of the registered model.")]
+    = "champion",
+    config: ConfigOpt = None,
+) -> None:
+    """Re-evaluate a registered model on the holdout of the given rows."""
+    from training.pipeline import evaluate as evaluate_model
+
+    cfg = _config(config)
+    frame, truth = _rows_and_truth(rows)
+    version = int(model) if model.isdigit() else model
+    report = evaluate_model(frame, cfg, alias_or_version=version, truth=truth)
+    headline = getattr(report, "headline_table", None)
+    if headline is not None:
+        _print_frame(f"Holdout: paydelay@{model} against every baseline", headline())
+    else:
+        from training.registry import flatten
+
+        _print_counts(f"paydelay@{model}", {k: v for k, v in flatten(report).items()
+                                            if isinstance(v, (int, float))})
+
+
+@app.command()
+def models() -> None:
+    """List the registered versions and their aliases."""
+    from training.registry import versions
+
+    _print_frame("Registered model versions", versions())
+
+
+@app.command()
+def rollback() -> None:
+    """Move @champion back to the previous champion."""
+    from training.registry import rollback as roll
+
+    console.print(f"@champion is now version {roll()}")
+
+
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option(help="Folder of the committed sample.")] = Path("data/sample"),
@@ -211,6 +337,8 @@ def demo(
     ingest(source=raw, master=None, out=interim, date_format=None)
     console.rule("3. Build point-in-time features and labels")
     features(ledger=interim, out=workdir / "processed", end_time=None, config=config)
+    console.rule("4. Train, evaluate against the baselines, register in MLflow")
+    _train(workdir / "processed", config, None, True, None)
 
 
 if __name__ == "__main__":  # pragma: no cover
