@@ -1,0 +1,304 @@
+"""Request -> response for each endpoint, without HTTP: what the BentoML service wraps.
+
+Each handler takes a loaded ServingModel and the validated request fields (serving.api_models),
+runs the semantic checks (serving.validation), the feature path and scoring (serving.predict),
+the rule strategy and the re-ranking (training.rules, serving.rerank), the contributions and
+reasons (serving.explain, serving.reasons), and returns the response as plain JSON-ready data
+shaped exactly like the response models in serving.api_models (tests validate them against the
+models). Plain data, built column by column, because constructing 500 pydantic objects with their
+reasons would cost more than scoring them; `to_json` serialises it (NaN -> null).
+
+A request that must be refused raises `Refused(status, error, detail)`; the service turns it
+into a JSON response with that status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pydantic_core
+
+from serving.predict import ServingModel, predict
+from serving.validation import check_items, items_frame
+
+
+class Refused(Exception):
+    """A request the service refuses: HTTP status, a message, and per-field problems."""
+
+    def __init__(self, status: int, error: str, detail: list[dict] | None = None):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail or []
+
+    def body(self) -> dict:
+        return {"error": self.error, "detail": self.detail}
+
+
+def to_json(data) -> bytes:
+    """Strict JSON bytes of handler output (NaN and infinities become null)."""
+    return pydantic_core.to_json(data, inf_nan_mode="null")
+
+
+def resolve_as_of(as_of: datetime | None) -> datetime:
+    """The request's time, or now (server local time, to the second) when it sent none."""
+    return as_of if as_of is not None else datetime.now().replace(microsecond=0)
+
+
+def _state(model: ServingModel, items: list, as_of: datetime, container: str = "items",
+           indexed: bool = True):
+    from features.item_state import ITEM_STATE_COLUMNS
+
+    cfg = model.serving
+    if len(items) > cfg.max_items:
+        raise Refused(413, f"{len(items)} items exceed the limit of {cfg.max_items} per request "
+                           "(ServingConfig.max_items); split the worklist")
+    state = items_frame(items, ITEM_STATE_COLUMNS)
+    checked = check_items(state, as_of, model.bundle.categories,
+                          cfg.refuse_unknown_categories, container, indexed,
+                          history_as_of=model.store.as_of)
+    if checked.problems:
+        raise Refused(422, f"{len(checked.problems)} invalid item field(s)",
+                      [p.as_dict() for p in checked.problems])
+    return checked
+
+
+_FLOATS = ("p_late", "p_bucket_0", "p_bucket_1", "p_bucket_2", "p_bucket_3", "p_bucket_4",
+           "days_to_clear_p10", "days_to_clear_p50", "days_to_clear_p90",
+           "expected_amount_at_risk")
+_DATES = ("pay_date_p10", "pay_date_p50", "pay_date_p90")
+
+
+def _columns(scored: pd.DataFrame, pos: np.ndarray) -> dict[str, list]:
+    """ScoredItem fields (but warnings) as lists, rows taken at positions `pos`."""
+    cols: dict[str, list] = {
+        "invoice_id": scored["invoice_id"].astype("str").to_numpy(dtype=object)[pos].tolist(),
+        "customer_id": scored["customer_id"].astype("str").to_numpy(dtype=object)[pos].tolist(),
+    }
+    for name in _FLOATS[:6]:
+        cols[name] = scored[name].to_numpy(dtype=np.float64)[pos].tolist()
+    cols["risk_class"] = scored["risk_class"].astype("str").to_numpy(dtype=object)[pos].tolist()
+    for name in _FLOATS[6:9]:
+        cols[name] = scored[name].to_numpy(dtype=np.float64)[pos].tolist()
+    for name in _DATES:
+        days = scored[name].to_numpy(dtype="datetime64[D]")[pos]
+        cols[name] = np.where(np.isnat(days), None, days.astype(str)).tolist()
+    cols["expected_amount_at_risk"] = scored["expected_amount_at_risk"].to_numpy(
+        dtype=np.float64)[pos].tolist()
+    cols["cold_start"] = scored["cold_start"].to_numpy(dtype=bool)[pos].tolist()
+    return cols
+
+
+def _records(cols: dict[str, list], n: int) -> list[dict]:
+    names = list(cols)
+    return [dict(zip(names, values)) for values in zip(*(cols[k] for k in names))] if n else []
+
+
+def model_info(model: ServingModel) -> dict:
+    info = model.info
+    store_as_of = info.get("store_as_of")
+    return {"registered_model": info.get("registered_model"), "version": info.get("version"),
+            "aliases": list(info.get("aliases") or []), "run_id": info.get("run_id"),
+            "feature_set_version": info.get("feature_set_version"),
+            "store_as_of": None if store_as_of is None else pd.Timestamp(store_as_of).isoformat()}
+
+
+@dataclass
+class Job:
+    """One request's fields: several jobs can be scored in one pass (serving.batching)."""
+
+    as_of: datetime | None
+    items: list
+    capacity: int | None = None
+
+
+@dataclass
+class _Batch:
+    """The valid jobs of a batch scored together: their rows, one after the other."""
+
+    jobs: list  # (job index, as_of) of the valid jobs
+    scored: pd.DataFrame
+    X: np.ndarray
+    bounds: np.ndarray  # row range of valid job k: bounds[k]:bounds[k + 1]
+    warnings: list  # per row
+
+
+def _score_batch(model: ServingModel, jobs: list[Job]) -> tuple[list, _Batch | None]:
+    """Validate each job (a refusal stays with its job), then score all valid items at once:
+    features at each item's own as_of, one model matrix, one pass of every booster. The items of
+    all jobs are converted and checked together too: per-request costs are what batching saves.
+    """
+    from features.item_state import ITEM_STATE_COLUMNS
+
+    cfg = model.serving
+    results: list = [None] * len(jobs)
+    times = [resolve_as_of(job.as_of) for job in jobs]
+    ok = []
+    for j, job in enumerate(jobs):
+        if len(job.items) > cfg.max_items:
+            results[j] = Refused(413, f"{len(job.items)} items exceed the limit of "
+                                      f"{cfg.max_items} per request (ServingConfig.max_items); "
+                                      "split the worklist")
+        else:
+            ok.append(j)
+    if not ok:
+        return results, None
+    sizes = np.array([len(jobs[j].items) for j in ok])
+    group = np.repeat(np.arange(len(ok)), sizes)
+    state = items_frame([it for j in ok for it in jobs[j].items], ITEM_STATE_COLUMNS)
+    row_t = np.repeat(np.array([np.datetime64(pd.Timestamp(times[j]).as_unit("us"))
+                                for j in ok], dtype="datetime64[us]"), sizes)
+    checked = check_items(state, row_t, model.bundle.categories, cfg.refuse_unknown_categories,
+                          groups=group, history_as_of=model.store.as_of)
+    bad = sorted({p.group for p in checked.problems})
+    for g in bad:
+        problems = [p.as_dict() for p in checked.problems if p.group == g]
+        results[ok[g]] = Refused(422, f"{len(problems)} invalid item field(s)", problems)
+    keep = ~np.isin(group, bad)
+    if not keep.any():
+        return results, None
+    if not keep.all():
+        state = state[keep].reset_index(drop=True)
+        row_t, group = row_t[keep], group[keep]
+    warnings = [w for w, k in zip(checked.warnings, keep) if k]
+    valid = [(ok[g], times[ok[g]]) for g in range(len(ok)) if g not in bad]
+    sizes = np.array([int(s) for g, s in enumerate(sizes) if g not in bad])
+    scored, X = predict(model, state, row_t)
+    scored["request"] = np.repeat(np.arange(len(valid)), sizes)  # rule groups stay per request
+    return results, _Batch(valid, scored, X, np.concatenate([[0], np.cumsum(sizes)]),
+                           warnings)
+
+
+def score_many(model: ServingModel, jobs: list[Job]) -> list:
+    """ScoreResponse data (or a Refused) per job, items in request order."""
+    results, batch = _score_batch(model, jobs)
+    if batch is None:
+        return results
+    n = len(batch.scored)
+    cols = _columns(batch.scored, np.arange(n))
+    info = model_info(model)
+    cols["warnings"] = batch.warnings
+    for k, (j, t) in enumerate(batch.jobs):
+        lo, hi = batch.bounds[k], batch.bounds[k + 1]
+        part = {name: values[lo:hi] for name, values in cols.items()}
+        results[j] = {"as_of": t.isoformat(), "model": info, "items": _records(part, hi - lo)}
+    return results
+
+
+def rerank_many(model: ServingModel, jobs: list[Job]) -> list:
+    """RerankResponse data (or a Refused) per job: items from rank 1 down, the rule strategy's
+    priority and rank beside each, top reasons each."""
+    from serving.explain import contributions
+    from serving.reasons import top_reasons
+    from serving.rerank import rerank_groups
+    from training.rules import rule_points
+
+    results, batch = _score_batch(model, jobs)
+    if batch is None:
+        return results
+    scored = batch.scored
+    rules = rule_points(scored, model.rules, group_keys=("customer_id", "request"))
+    capacities = [jobs[j].capacity for j, _ in batch.jobs]
+    order, summaries = rerank_groups(scored, rules, scored["request"].to_numpy(), capacities)
+    pos = order["position"].to_numpy()
+    phi = contributions(model, batch.X[pos], exact=False)
+    cols = _columns(scored, pos)
+    cols["warnings"] = [batch.warnings[i] for i in pos]
+    cols["rank"] = order["rank"].tolist()
+    cols["in_capacity"] = order["in_capacity"].tolist()
+    cols["open_amount"] = scored["open_amount"].to_numpy(dtype=np.float64)[pos].tolist()
+    cols["days_overdue"] = scored["days_overdue"].to_numpy(dtype=np.float64)[pos].tolist()
+    cols["rule_priority"] = order["rule_priority"].tolist()
+    cols["rule_points"] = order["rule_points"].tolist()
+    cols["rule_rank"] = order["rule_rank"].tolist()
+    cols["rules_hit"] = order["rules_hit"].tolist()
+    cols["reasons"] = top_reasons(phi[:, :-1], scored, list(model.feature_names),
+                                  templates(model), model.serving.n_reasons, positions=pos)
+    info = model_info(model)
+    for k, (j, t) in enumerate(batch.jobs):
+        lo, hi = batch.bounds[k], batch.bounds[k + 1]
+        part = {name: values[lo:hi] for name, values in cols.items()}
+        results[j] = {"as_of": t.isoformat(), "model": info, "summary": summaries[k],
+                      "items": _records(part, hi - lo)}
+    return results
+
+
+def _one(result):
+    if isinstance(result, Refused):
+        raise result
+    return result
+
+
+def handle_score(model: ServingModel, as_of: datetime | None, items: list) -> dict:
+    """ScoreResponse data: each item scored, in request order."""
+    return _one(score_many(model, [Job(as_of, items)])[0])
+
+
+def handle_rerank(model: ServingModel, as_of: datetime | None, items: list,
+                  capacity: int | None = None) -> dict:
+    """RerankResponse data: items from rank 1 down, rule order beside, top reasons each."""
+    return _one(rerank_many(model, [Job(as_of, items, capacity)])[0])
+
+
+def templates(model: ServingModel):
+    """The model's sentence templates, compiled once per loaded model."""
+    cached = getattr(model, "_templates", None)
+    if cached is None:
+        from serving.reasons import compile_templates
+
+        cached = compile_templates(model.specs())
+        model._templates = cached
+    return cached
+
+
+def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
+    """ExplainResponse data: the item scored, every contribution, base value, sentences."""
+    from serving.explain import contributions
+    from serving.reasons import all_contributions
+
+    t = resolve_as_of(as_of)
+    checked = _state(model, [item], t, container="item", indexed=False)
+    scored, X = predict(model, checked.state, t)
+    phi = contributions(model, X)
+    contribs = all_contributions(phi[0, :-1], scored, list(model.feature_names),
+                                 templates(model))
+    record = _records(_columns(scored, np.arange(1)), 1)[0]
+    record["warnings"] = checked.warnings[0]
+    base = float(phi[0, -1])
+    return {"as_of": t.isoformat(), "model": model_info(model), "item": record,
+            "base_value": base, "raw_log_odds": base + float(phi[0, :-1].sum()),
+            "contributions": contribs,
+            "sentences": [c["sentence"] for c in contribs
+                          if c["contribution"] != 0][:model.serving.n_reasons]}
+
+
+def metadata(model: ServingModel | None, loading_error: str | None = None) -> dict:
+    """What is served: versions, training window, headline metrics, feature set, limits."""
+    if model is None:
+        return {"ready": False, "error": loading_error}
+    b = model.bundle
+    cfg = model.serving
+    return {
+        "ready": True,
+        "model": model_info(model),
+        "model_ref": model.info.get("model_ref"),
+        "feature_set_version": b.feature_set_version,
+        "features": list(b.feature_set.names),
+        "training_window": b.training_window,
+        "metrics": b.metrics,
+        "risk_class_cutoffs": list(b.risk_class_cutoffs),
+        "store": {"as_of": None if model.store.as_of is None else model.store.as_of.isoformat(),
+                  "n_customers": model.store.n_customers},
+        "explainer": "tabulated TreeSHAP" if model.explainer is not None else "pred_contrib",
+        "rule_strategy": model.rules.name,
+        "limits": {"max_items": cfg.max_items, "max_body_bytes": cfg.max_body_bytes,
+                   "n_reasons": cfg.n_reasons,
+                   "refuse_unknown_categories": cfg.refuse_unknown_categories},
+    }
+
+
+__all__ = ["Refused", "Job", "score_many", "rerank_many", "handle_score", "handle_rerank",
+           "handle_explain", "metadata", "resolve_as_of", "to_json", "model_info", "templates"]

@@ -1,0 +1,210 @@
+"""SHAP contributions -> the sentences a collector reads ("paid 9 of the last 12 invoices late").
+
+Each feature's sentence is its `FeatureSpec.sentence` template (features.feature_spec), filled with
+the value that drove the contribution and the other row values it names, then given an explicit
+direction: "... (raises the risk)" or "... (lowers the risk)". Care taken so that a collector
+never reads a raw column name, "nan" or a snake_case key:
+- a value that is missing (the feature does not apply: no dunning yet, no paid invoice yet)
+  gives "<description>: none" (from FeatureSpec.description) instead of a template full of NaN;
+- a boolean uses `sentence_false` when False;
+- categorical values are shown with spaces for underscores ("key account customer").
+
+`top_reasons` picks the k largest absolute contributions per row with numpy and formats only
+those: the formatting loop is over the k x n chosen (row, feature) pairs, grouped by feature.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_FORMATTER = string.Formatter()
+
+
+@dataclass(frozen=True)
+class _Template:
+    name: str
+    kind: str
+    sentence: str
+    sentence_false: str | None
+    fields: tuple[str, ...]  # placeholders other than {value}, in either sentence
+    missing: str
+    fields_true: tuple[str, ...] = ()  # those of `sentence`
+    fields_false: tuple[str, ...] = ()  # those of `sentence_false`
+
+
+def _fields(template: str | None) -> set[str]:
+    if not template:
+        return set()
+    return {f for _, f, _, _ in _FORMATTER.parse(template) if f}
+
+
+def _missing_sentence(description: str) -> str:
+    text = description.strip().rstrip(".")
+    text = text[:1].lower() + text[1:]
+    return f"{text}: none"
+
+
+def compile_templates(specs: dict) -> dict[str, _Template]:
+    """Per feature: its templates and the row fields they name (checked against the catalogue)."""
+    out = {}
+    for name, s in specs.items():
+        fields = (_fields(s.sentence) | _fields(s.sentence_false)) - {"value"}
+        unknown = fields - set(specs)
+        if unknown:
+            raise ValueError(f"sentence of feature {name!r} names unknown fields {sorted(unknown)}")
+        out[name] = _Template(name, s.kind, s.sentence, s.sentence_false, tuple(sorted(fields)),
+                              _missing_sentence(s.description),
+                              tuple(sorted(_fields(s.sentence) - {"value"})),
+                              tuple(sorted(_fields(s.sentence_false) - {"value"})))
+    return out
+
+
+def _is_missing(v) -> bool:
+    if v is None or v is pd.NA:
+        return True
+    return isinstance(v, float) and not math.isfinite(v)
+
+
+def plain_value(v):
+    """JSON-friendly value: None for missing, Python scalars, strings as they are."""
+    if _is_missing(v):
+        return None
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if not math.isfinite(float(v)) else float(v)
+    return str(v)
+
+
+def plain_column(values: np.ndarray) -> list:
+    """plain_value of a whole object column from column_values: numbers as floats with None for
+    missing; strings (None when missing) and booleans are plain already."""
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, float):
+        floats = values.astype(np.float64)
+        ok = np.isfinite(floats)
+        return floats.tolist() if ok.all() else np.where(ok, floats, None).tolist()
+    return values.tolist()
+
+
+def _shown(v, kind: str):
+    if isinstance(v, str):
+        return v.replace("_", " ")
+    if kind == "bool":
+        return bool(v)
+    return v
+
+
+def sentence(template: _Template, value, others: dict) -> str:
+    """The filled sentence (no direction) for one value and the other named row values."""
+    if _is_missing(value):
+        return template.missing
+    text, used = template.sentence, template.fields_true
+    if template.kind == "bool" and not bool(value) and template.sentence_false is not None:
+        text, used = template.sentence_false, template.fields_false
+    if any(_is_missing(others.get(f)) for f in used):
+        return template.missing
+    shown = {f: _shown(others[f], "") for f in used}
+    return text.format(value=_shown(value, template.kind), **shown)
+
+
+def with_direction(text: str, contribution: float) -> str:
+    text = text[:1].upper() + text[1:]
+    return f"{text} ({'raises' if contribution > 0 else 'lowers'} the risk)"
+
+
+def column_values(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """A feature column as an object array of Python values (categoricals as strings)."""
+    col = rows[name]
+    if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(col.dtype):
+        return col.astype("str").to_numpy(dtype=object, na_value=None)
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype=object)
+    return col.to_numpy(dtype=np.float64, na_value=np.nan).astype(object)
+
+
+def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
+                templates: dict[str, _Template], k: int = 3,
+                positions: np.ndarray | None = None) -> list[list[dict]]:
+    """The k largest |contribution| per row (non-zero only), as Reason dicts, largest first.
+
+    phi: (n, len(names)) contributions aligned with `names`; row r of phi explains row
+    positions[r] of `rows` (default: row r).
+    """
+    n, m = phi.shape
+    k = min(k, m)
+    if n == 0 or k == 0:
+        return [[] for _ in range(n)]
+    mag = np.abs(phi)
+    top = np.argpartition(-mag, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(mag, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)  # (n, k) feature positions, largest first
+    chosen = np.take_along_axis(phi, top, axis=1)
+    texts = np.empty((n, k), dtype=object)
+    cache: dict[str, np.ndarray] = {}
+
+    def values(name: str) -> np.ndarray:
+        if name not in cache:
+            vals = column_values(rows, name)
+            cache[name] = vals if positions is None else vals[positions]
+        return cache[name]
+
+    for j in np.unique(top).tolist():  # one feature at a time, over the rows that chose it
+        name = names[j]
+        tpl = templates[name]
+        rr, cc = np.nonzero(top == j)
+        vals = values(name)[rr].tolist()
+        others = [values(f)[rr].tolist() for f in tpl.fields]
+        memo: dict = {}  # worklists repeat values (categories, whole days): format each once
+        for i, (r, c) in enumerate(zip(rr.tolist(), cc.tolist())):
+            key = (vals[i], *(o[i] for o in others))
+            text = memo.get(key)
+            if text is None:
+                text = sentence(tpl, vals[i], {f: o[i] for f, o in zip(tpl.fields, others)})
+                memo[key] = text
+            texts[r, c] = text
+    plain = {names[j]: plain_column(values(names[j])) for j in np.unique(top).tolist()}
+    out: list[list[dict]] = []
+    top_l, chosen_l, texts_l = top.tolist(), chosen.tolist(), texts.tolist()
+    for r in range(n):  # one small list of reasons per row
+        reasons = []
+        for c in range(k):
+            contrib = chosen_l[r][c]
+            if contrib == 0.0:
+                continue
+            name = names[top_l[r][c]]
+            direction = "raises" if contrib > 0 else "lowers"
+            text = texts_l[r][c]
+            reasons.append({"feature": name, "value": plain[name][r],
+                            "contribution": contrib, "direction": direction,
+                            "sentence": f"{text[:1].upper()}{text[1:]} ({direction} the risk)"})
+        out.append(reasons)
+    return out
+
+
+def all_contributions(phi_row: np.ndarray, row: pd.DataFrame, names: list[str],
+                      templates: dict[str, _Template]) -> list[dict]:
+    """Every feature's contribution for one row, largest |contribution| first, with sentences."""
+    out = []
+    for j in np.argsort(-np.abs(phi_row), kind="stable"):  # one row: a loop over features
+        name = names[int(j)]
+        tpl = templates[name]
+        value = column_values(row, name)[0]
+        others = {f: column_values(row, f)[0] for f in tpl.fields}
+        contrib = float(phi_row[j])
+        text = sentence(tpl, value, others)
+        out.append({"feature": name, "value": plain_value(value), "contribution": contrib,
+                    "sentence": with_direction(text, contrib) if contrib != 0 else
+                    text[:1].upper() + text[1:] + " (no effect)"})
+    return out
+
+
+__all__ = ["compile_templates", "sentence", "with_direction", "top_reasons",
+           "all_contributions", "plain_value", "column_values"]
