@@ -168,6 +168,12 @@ def features(
     if files.truth is not None:
         files.truth.to_parquet(out / "truth.parquet", index=False)
     md, _ = write_data_dictionary(out / "data_dictionary", cfg.features)
+    # The online store the service reads customer history from; `train` logs it with the model.
+    from features.feature_spec import feature_set_version
+    from serving.store import build_store
+
+    build_store(files.events, files.master, end_time, cfg.features,
+                feature_set_version(cfg.features)).save(out / STORE_DIR)
     stats = summary(training)
     stats.pop("snapshot_kinds", None)
     _print_counts("Training set", stats)
@@ -195,6 +201,7 @@ def _rows_and_truth(rows: Path):
     return frame, (pd.read_parquet(truth_path) if truth_path.exists() else None)
 
 
+STORE_DIR = "customer_store"
 RowsOpt = Annotated[Path, typer.Option(help="Folder (or file) written by `features`.")]
 
 
@@ -213,6 +220,11 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
                         + (f" with {tune_trials} Optuna trials per model" if tune_trials else "")):
         result = train_models(frame, cfg, cfg.seed, truth=truth, register=register,
                               caveats=tuple(caveat or ()))
+    store_dir = (rows if rows.is_dir() else rows.parent) / STORE_DIR
+    if register and result.run_id and store_dir.exists():
+        from serving.store import CustomerStore, log_store
+
+        log_store(CustomerStore.load(store_dir), result.run_id)
     if result.report is not None:
         _print_frame("Holdout: model against every baseline (same rows)",
                      result.report.headline_table())
@@ -301,6 +313,105 @@ def rollback() -> None:
 
 
 @app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    model: Annotated[str | None, typer.Option(help="Alias or version (default @champion).")]
+    = None,
+    workers: int = 1,
+) -> None:
+    """Serve the registered model with BentoML (foreground; Ctrl-C stops it).
+
+    PAYDELAY_API_TOKEN, if set, guards /score, /rerank and /explain with a bearer token."""
+    import subprocess
+
+    from serving.launcher import command, server_env
+
+    env = server_env(tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"),
+                     token=os.environ.get("PAYDELAY_API_TOKEN"), model=model, workers=workers)
+    cmd = command(port, host)
+    console.print(f"Serving on http://{host}:{port} (OpenAPI at /docs): {' '.join(cmd[1:])}")
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def sample_worklist(events, master=None, max_items: int = 40) -> tuple[str, dict]:
+    """The open items of the collector with the most overdue items, as a worklist engine would
+    send them: (collector, request body)."""
+    from features.item_state import item_state_at
+    from features.master_asof import master_asof
+    from features.snapshots import scoring_snapshots
+    from serving.api_models import items_payload
+
+    snaps = scoring_snapshots(events)
+    state = item_state_at(events, snaps).reset_index(drop=True)
+    now = snaps["snapshot_time"].max()
+    owner = (master_asof(master, state["customer_id"], snaps["snapshot_time"])["collector"]
+             if master is not None else None)
+    overdue = state["net_due_date"] < now.normalize()
+    if owner is not None:
+        owner = owner.reset_index(drop=True)
+        collector = owner[overdue].value_counts().index[0]
+        state = state[(owner == collector).to_numpy()]
+    else:
+        collector = "all collectors"
+    state = state.sort_values(["net_due_date", "invoice_id"]).head(max_items)
+    return str(collector), {"as_of": now.isoformat(), "items": items_payload(state)}
+
+
+def print_reranked(response: dict, collector: str, top: int = 15) -> None:
+    summary = response["summary"]
+    table = Table(title=f"Worklist of {collector}: {summary['n_items']} open items re-ranked "
+                  f"by expected amount at risk (model {response['model'].get('version', '')})",
+                  show_lines=True)
+    for col, justify in (("#", "right"), ("invoice", "left"), ("open", "right"),
+                         ("days over", "right"), ("P(late)", "right"), ("at risk", "right"),
+                         ("paid by (P50)", "left"), ("rule prio / rank", "left"),
+                         ("why (top 3 reasons)", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for item in response["items"][:top]:
+        table.add_row(
+            str(item["rank"]), item["invoice_id"], f"{item['open_amount']:,.2f}",
+            f"{item['days_overdue']:.0f}", f"{item['p_late']:.2f}",
+            f"{item['expected_amount_at_risk']:,.0f}", str(item["pay_date_p50"]),
+            f"{item['rule_priority']} / {item['rule_rank']}",
+            "\n".join(f"{r['sentence']}" for r in item["reasons"]))
+    console.print(table)
+    if summary.get("capacity"):
+        console.print(
+            f"Expected amount at risk in the first {summary['capacity']} calls: "
+            f"{summary['amount_at_risk_in_capacity']:,.0f} in the model's order against "
+            f"{summary['rule_amount_at_risk_in_capacity']:,.0f} in the rule strategy's.")
+
+
+@app.command()
+def rerank(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder whose open items form the worklist.")]
+    = Path("data/interim/ledger"),
+    url: Annotated[str, typer.Option(help="Base URL of a running service.")]
+    = "http://127.0.0.1:3000",
+    capacity: int = 10,
+    top: int = 15,
+) -> None:
+    """Send one collector's open items to a running service and print them re-ranked with
+    reasons (the worklist engine's call)."""
+    import httpx
+
+    from features.ledger_files import read_ledger_dir
+
+    files = read_ledger_dir(ledger)
+    collector, body = sample_worklist(files.events, files.master)
+    body["capacity"] = capacity
+    token = os.environ.get("PAYDELAY_API_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=60, trust_env=False, headers=headers) as client:
+        answer = client.post("/rerank", json=body)
+    if answer.status_code != 200:
+        console.print(f"[red]{answer.status_code}[/red] {answer.text}")
+        raise typer.Exit(1)
+    print_reranked(answer.json(), collector, top)
+
+
+@app.command()
 def sample(
     out: Annotated[Path, typer.Option(help="Folder of the committed sample.")] = Path("data/sample"),
     invoices: int = 2_000,
@@ -339,6 +450,14 @@ def demo(
     features(ledger=interim, out=workdir / "processed", end_time=None, config=config)
     console.rule("4. Train, evaluate against the baselines, register in MLflow")
     _train(workdir / "processed", config, None, True, None)
+    console.rule("5. Serve @champion with BentoML on loopback and re-rank a worklist")
+    from serving.launcher import running_server, server_env
+
+    with running_server(server_env(), workdir / "server.log") as url:
+        console.print(f"Service ready at {url} (log: {workdir / 'server.log'})")
+        rerank(ledger=interim, url=url, capacity=10, top=12)
+    console.print("Service stopped. Start it again with `make serve`; "
+                  "browse the runs with `make ui`.")
 
 
 if __name__ == "__main__":  # pragma: no cover

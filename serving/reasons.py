@@ -130,6 +130,34 @@ def column_values(rows: pd.DataFrame, name: str) -> np.ndarray:
     return col.to_numpy(dtype=np.float64, na_value=np.nan).astype(object)
 
 
+# Features that state one fact in two ways: (before due, once overdue). Both carry SHAP credit, so
+# a collector would read "50 days past due" and "-50 days left until the due date" side by side.
+# For the sentences their contributions are added up (the total is unchanged) and given to the
+# one that reads right for the row: days_overdue once past due, days_to_due before.
+LINKED_FEATURES: tuple[tuple[str, str], ...] = (("days_to_due", "days_overdue"),)
+
+
+def merge_linked(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
+                 positions: np.ndarray | None = None) -> np.ndarray:
+    """phi with each linked pair's credit moved onto the member that describes the row."""
+    index = {n: i for i, n in enumerate(names)}
+    out = phi
+    for before, after in LINKED_FEATURES:
+        if before not in index or after not in index:
+            continue
+        a, b = index[before], index[after]
+        overdue = column_values(rows, after).astype("float64")
+        if positions is not None:
+            overdue = overdue[positions]
+        overdue = np.nan_to_num(overdue) > 0
+        if out is phi:
+            out = phi.copy()
+        total = out[:, a] + out[:, b]
+        out[:, a] = np.where(overdue, 0.0, total)
+        out[:, b] = np.where(overdue, total, 0.0)
+    return out
+
+
 def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
                 templates: dict[str, _Template], k: int = 3,
                 positions: np.ndarray | None = None) -> list[list[dict]]:
@@ -142,6 +170,7 @@ def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
     k = min(k, m)
     if n == 0 or k == 0:
         return [[] for _ in range(n)]
+    phi = merge_linked(phi, rows, names, positions)
     mag = np.abs(phi)
     top = np.argpartition(-mag, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(mag, top, axis=1), axis=1, kind="stable")

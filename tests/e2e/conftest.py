@@ -9,19 +9,14 @@ end. Its stdout + stderr go to a file the log-safety test reads.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from serving.launcher import running_server, server_env
+
 TOKEN = "e2e-token-5d1c"
 READY_TIMEOUT_S = 120
 
@@ -41,12 +36,6 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def registered(tmp_path_factory):
     from serving.demo import demo_config, train_and_register
@@ -59,49 +48,13 @@ def registered(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(registered, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e-server")
-    port = _free_port()
     log_path = workdir / "server.log"
-    env = {
-        **os.environ,
-        "PAYDELAY_TRACKING_URI": registered.tracking_uri,
-        "PAYDELAY_API_TOKEN": TOKEN,
-        "PAYDELAY_WORKERS": "1",
-        "BENTOML_HOME": str(workdir / "bentoml"),
-        "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("PAYDELAY_MODEL", None)
+    env = server_env(tracking_uri=registered.tracking_uri, token=TOKEN, workers=1,
+                     extra={"BENTOML_HOME": str(workdir / "bentoml")})
     env.pop("PAYDELAY_STORE_PATH", None)
-    bentoml = Path(sys.executable).parent / "bentoml"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(bentoml), "serve", "serving.service:PaydelayService", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    ready = False
-    with httpx.Client(base_url=url, timeout=5, trust_env=False) as c:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if c.get("/readyz").status_code == 200:
-                    ready = True
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    if not ready:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        pytest.fail(f"server did not become ready in {READY_TIMEOUT_S}s:\n"
-                    + log_path.read_text(errors="replace")[-3000:])
-    yield Server(url, log_path, TOKEN, registered)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    # A server that never gets ready raises with the tail of its log in the message.
+    with running_server(env, log_path, ready_timeout_s=READY_TIMEOUT_S) as url:
+        yield Server(url, log_path, TOKEN, registered)
 
 
 @pytest.fixture(scope="session")

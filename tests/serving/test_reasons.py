@@ -116,3 +116,20 @@ def test_each_sentence_is_filled_with_a_real_value_somewhere(world, templates):
             _check(text)
             filled.add(name)
     assert set(templates) - filled == set()
+
+
+def test_linked_due_date_features_give_one_reason_with_their_summed_credit():
+    """days_to_due and days_overdue are one fact: one sentence, the right one, total unchanged."""
+    import numpy as np
+    import pandas as pd
+
+    from serving.reasons import merge_linked
+
+    names = ["days_to_due", "days_overdue", "amount"]
+    rows = pd.DataFrame({"days_to_due": [-50.0, 12.0], "days_overdue": [50.0, 0.0],
+                         "amount": [1.0, 1.0]})
+    phi = np.array([[1.1, 1.2, 0.3], [-0.4, 0.1, 0.3]])
+    merged = merge_linked(phi, rows, names)
+    np.testing.assert_allclose(merged, [[0.0, 2.3, 0.3], [-0.3, 0.0, 0.3]])
+    np.testing.assert_allclose(merged.sum(axis=1), phi.sum(axis=1))
+    assert phi[0, 0] == 1.1  # the caller's contributions are not modified
