@@ -257,7 +257,7 @@ def templates(model: ServingModel):
 def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
     """ExplainResponse data: the item scored, every contribution, base value, sentences."""
     from serving.explain import contributions
-    from serving.reasons import all_contributions
+    from serving.reasons import all_contributions, top_reasons
 
     t = resolve_as_of(as_of)
     checked = _state(model, [item], t, container="item", indexed=False)
@@ -271,8 +271,10 @@ def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
     return {"as_of": t.isoformat(), "model": model_info(model), "item": record,
             "base_value": base, "raw_log_odds": base + float(phi[0, :-1].sum()),
             "contributions": contribs,
-            "sentences": [c["sentence"] for c in contribs
-                          if c["contribution"] != 0][:model.serving.n_reasons]}
+            # the same reasons /rerank gives (linked features merged, see serving.reasons)
+            "sentences": [r["sentence"] for r in top_reasons(
+                phi[:, :-1], scored, list(model.feature_names), templates(model),
+                k=model.serving.n_reasons)[0]]}
 
 
 def metadata(model: ServingModel | None, loading_error: str | None = None) -> dict:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from serving import api_models as am
+from serving.reasons import merge_linked
 from serving.handlers import (Refused, handle_explain, handle_rerank, handle_score, metadata,
                               to_json)
 
@@ -88,8 +89,14 @@ def test_reasons_are_the_top_contributions_of_explain(world, request_):
     for item in data["items"]:
         idx = [it.invoice_id for it in request_.items].index(item["invoice_id"])
         exp = handle_explain(world.model, request_.as_of, request_.items[idx])
-        top = [c for c in exp["contributions"] if c["contribution"] != 0][:3]
-        assert [r["feature"] for r in item["reasons"]] == [c["feature"] for c in top]
+        # /explain lists exact per-feature contributions; reasons merge the due-date pair
+        names = [c["feature"] for c in exp["contributions"]]
+        phi = np.array([[c["contribution"] for c in exp["contributions"]]])
+        overdue = pd.DataFrame({"days_overdue": [next(c["value"] for c in exp["contributions"]
+                                                      if c["feature"] == "days_overdue")]})
+        merged = merge_linked(phi, overdue, names)[0]
+        top = [names[j] for j in np.argsort(-np.abs(merged), kind="stable") if merged[j] != 0]
+        assert [r["feature"] for r in item["reasons"]] == top[:3]
         assert [r["sentence"] for r in item["reasons"]] == exp["sentences"]
         assert item["p_late"] == pytest.approx(exp["item"]["p_late"])
 
