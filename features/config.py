@@ -121,6 +121,17 @@ class TrainingConfig(_Section):
     promotion: PromotionConfig = PromotionConfig()
     registered_model_name: str = "paydelay"
     experiment_name: str = "paydelay-training"
+    # Model-targets work (training/pipeline.py): the final boosters are refitted on train +
+    # calibration (labels as known at calibration_end); the calibrator and conformal shift are
+    # fitted on out-of-time predictions of `calibration_folds` consecutive slices as long as the
+    # calibration slice, ending at calibration_end, each predicted by a model fitted on the rows
+    # before it (2 folds of the default 6-month slice: a full year, every season once).
+    refit_on_calibration: bool = True
+    calibration_folds: int = Field(2, ge=1)
+    # Payment-date boosters learn days relative to due date + this feature (the customer's recent
+    # habit; NaN counts 0), so a customer paying later than anything seen in training is followed.
+    # None: the due date alone. A name the feature set lacks also means None.
+    payment_anchor: str | None = "hist_ewm_days_late"
 
 
 # --- Evaluation and the SAP-style rule strategy (training engineer B: training/report.py,
@@ -252,5 +263,5 @@ class ServingConfig(_Section):
     min_date: str = "1990-01-01"  # dates outside [min_date, max_date] are refused
     max_date: str = "2100-12-31"
     # A company code or payment-terms key the model never saw is accepted and flagged
-    # (unknown_categories on the item) unless this is True, then refused with a 422.
+    # (in the item's `warnings`) unless this is True, then refused with a 422.
     refuse_unknown_categories: bool = False

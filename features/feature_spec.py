@@ -6,7 +6,9 @@ value, other {name} placeholders are features of the same row; `sentence_false` 
 for a bool feature that is False). The data dictionary is generated from this file.
 
 Monotone: +1 means more of the feature should never lower late-payment risk; it becomes a LightGBM
-monotone constraint. Categoricals are always 0 (LightGBM aborts otherwise).
+monotone constraint. Categoricals are always 0 (LightGBM aborts otherwise). Every measure of how
+late the customer has paid (ratios, mean / recent / seasonal days late) is +1: a domain prior
+that keeps a small data set's trees from learning that a worse payment record means less risk.
 
 History features exist per window of config.history_windows_days; FEATURES is the catalogue for
 the default windows, `feature_specs(config)` for any other.
@@ -20,7 +22,7 @@ from features import schema
 from features.config import FeatureConfig
 
 A = schema.Activity
-FEATURE_SET_VERSION = "pit-1.0"
+FEATURE_SET_VERSION = "pit-1.1"  # 1.1: recency, season and relative-amount history
 
 KINDS = ("numeric", "categorical", "bool")
 GROUPS = ("invoice", "collection", "dispute", "master", "history")
@@ -108,6 +110,11 @@ def _item_specs() -> list[FeatureSpec]:
            "BSEG-ZTERM", 0, "key", "payment terms {value}"),
         _f("company_code", c, "invoice", "Company code the receivable is booked in.", _POST,
            "BKPF-BUKRS", 0, "key", "booked in company code {value}"),
+        _f("due_weekday", n, "invoice", "Weekday of the net due date (Monday = 0, Sunday = 6).",
+           _POST, "BSID-FAEDT", 0, "weekday",
+           "due on weekday {value:.0f} (0 = Monday, 6 = Sunday)"),
+        _f("due_month", n, "invoice", "Calendar month of the net due date (1 = January).", _POST,
+           "BSID-FAEDT", 0, "month", "due in month {value:.0f} of the year"),
         # --- collection ------------------------------------------------------------------
         _f("dunning_level", n, "collection", "Dunning level of the last dunning run.",
            (A.DUNNING_RUN.value,), "BSID-MAHNS", 0, "level", "at dunning level {value:.0f}"),
@@ -198,13 +205,13 @@ def _outcome_specs(suffix: str, when: str) -> list[FeatureSpec]:
            lead + "paid {value:.0f} of {hist_n_cleared" + suffix + ":.0f} invoices late"),
         _f(f"hist_late_ratio{suffix}", n, "history",
            f"Share of paid invoices paid late{' ' + when if when else ''}.", _OUTCOME,
-           "BSAD-AUGDT", 1 if not suffix else 0, "share",
+           "BSAD-AUGDT", 1, "share",
            lead + "paid {hist_n_cleared_late" + suffix + ":.0f} of the last {hist_n_cleared"
            + suffix + ":.0f} invoices late, {hist_avg_days_late" + suffix
            + ":.0f} days on average"),
         _f(f"hist_avg_days_late{suffix}", n, "history",
            f"Mean days between due date and payment (negative: early){' ' + when if when else ''}.",
-           _OUTCOME, "BSAD-AUGDT", 0, "days",
+           _OUTCOME, "BSAD-AUGDT", 1, "days",
            lead + "pays {value:.0f} days after the due date on average"),
         _f(f"hist_max_days_late{suffix}", n, "history",
            f"Most days late on a paid invoice{' ' + when if when else ''}.", _OUTCOME,
@@ -221,7 +228,7 @@ def _history_specs(windows: tuple[int, ...]) -> list[FeatureSpec]:
     specs.insert(3, _f(
         "hist_late_ratio_amount", n, "history",
         "Share of the paid amount (invoice amounts) that was paid late.", _OUTCOME, "BSAD-DMBTR",
-        0, "share", "{value:.0%} of the amount it paid came late"))
+        1, "share", "{value:.0%} of the amount it paid came late"))
     for w in windows:
         specs += _outcome_specs(f"_{w}d", f"in the last {w} days")
     specs += [
@@ -280,7 +287,105 @@ def _history_specs(windows: tuple[int, ...]) -> list[FeatureSpec]:
            _OUTCOME, None, 0, "flag", "new customer with little payment history",
            "known customer with a payment history"),
     ]
-    return specs
+    return specs + _recency_season_specs()
+
+
+def _recency_season_specs() -> list[FeatureSpec]:
+    """Recent habit, season of the due date and size of the bill (features.history docstring)."""
+    n = "numeric"
+    recent = "the customer's most recently paid invoices (up to 8, the latest weighing most)"
+    return [
+        _f("hist_avg_days_to_settle", n, "history",
+           "Mean days from posting to payment (clearing) of the customer's paid invoices.",
+           _OUTCOME, "BSAD-AUGDT", 0, "days",
+           "takes {value:.0f} days on average to pay an invoice"),
+        _f("hist_undisputed_late_ratio", n, "history",
+           "Share paid late of the customer's paid invoices that had no dispute case (known "
+           "when the payment was): its habit, without the delays that disputes explain.",
+           _OUTCOME + (A.DISPUTE_CASE_CREATED.value,), "BSAD-AUGDT", 1, "share",
+           "paid {value:.0%} of its undisputed invoices late"),
+        _f("hist_undisputed_avg_days_late", n, "history",
+           "Mean days late of the customer's paid invoices that had no dispute case.",
+           _OUTCOME + (A.DISPUTE_CASE_CREATED.value,), "BSAD-AUGDT", 1, "days",
+           "pays undisputed invoices {value:.0f} days after the due date on average"),
+        _f("hist_last_days_late", n, "history",
+           "Days between due date and payment of the customer's most recently paid invoice.",
+           _OUTCOME, "BSAD-AUGDT", 1, "days",
+           "paid its last invoice {value:.0f} days after the due date"),
+        _f("hist_last_days_to_settle", n, "history",
+           "Days from posting to payment of the customer's most recently paid invoice.",
+           _OUTCOME, "BSAD-AUGDT", 0, "days", "took {value:.0f} days to pay its last invoice"),
+        _f("hist_ewm_days_late", n, "history",
+           f"Exponentially weighted mean days late over {recent}; half-life 3 invoices.",
+           _OUTCOME, "BSAD-AUGDT", 1, "days",
+           "lately pays {value:.0f} days after the due date"),
+        _f("hist_ewm_days_to_settle", n, "history",
+           f"Exponentially weighted mean days from posting to payment over {recent}.",
+           _OUTCOME, "BSAD-AUGDT", 0, "days",
+           "lately takes {value:.0f} days to pay an invoice"),
+        _f("hist_ewm_late_ratio", n, "history",
+           f"Exponentially weighted share paid late over {recent}.", _OUTCOME, "BSAD-AUGDT", 1,
+           "share", "paid {value:.0%} of its recent invoices late (latest weighing most)"),
+        _f("hist_recent_median_days_late", n, "history",
+           "Median days late of the customer's last 5 paid invoices.", _OUTCOME, "BSAD-AUGDT", 1,
+           "days", "paid its last invoices a median {value:.0f} days after the due date"),
+        _f("hist_days_late_trend", n, "history",
+           "Mean days late over the shortest history window minus over the longest (all history "
+           "with one window); positive when the customer pays later than it used to.", _OUTCOME,
+           "BSAD-AUGDT", 0, "days", "pays {value:.0f} days later than over the past year"),
+        _f("hist_days_late_slope", n, "history",
+           "Slope of days late over due date through the customer's last (up to 8) paid "
+           "invoices, in days per 30 days (least squares; at least 3 invoices).", _OUTCOME,
+           "BSAD-AUGDT", 0, "days/month",
+           "pays {value:.1f} days later every month lately"),
+        _f("hist_days_late_trend_at_due", n, "history",
+           "That line read at this invoice's due date: the days late to expect if the recent "
+           "trend goes on.", _OUTCOME, "BSAD-AUGDT", 0, "days",
+           "at its recent trend, would pay {value:.0f} days after this due date"),
+        _f("hist_month_n_cleared", n, "history",
+           "Customer's paid invoices due in the same calendar month as this one (any year).",
+           _OUTCOME, "BSAD-AUGDT", 0, "count",
+           "{value:.0f} paid invoices due in the same month of earlier years"),
+        _f("hist_month_late_ratio", n, "history",
+           "Share paid late of the invoices due in the same calendar month (any year).",
+           _OUTCOME, "BSAD-AUGDT", 1, "share",
+           "paid {value:.0%} of its invoices due in this month of the year late"),
+        _f("hist_month_avg_days_late", n, "history",
+           "Mean days late of the invoices due in the same calendar month (any year).", _OUTCOME,
+           "BSAD-AUGDT", 1, "days",
+           "pays invoices due in this month of the year {value:.0f} days late on average"),
+        _f("hist_season_n_cleared", n, "history",
+           "Customer's paid invoices due within one calendar month of this one's due month.",
+           _OUTCOME, "BSAD-AUGDT", 0, "count",
+           "{value:.0f} paid invoices due at this time of year"),
+        _f("hist_season_late_ratio", n, "history",
+           "Share paid late of the invoices due within one month of this due month (any year).",
+           _OUTCOME, "BSAD-AUGDT", 1, "share",
+           "paid {value:.0%} of its invoices due at this time of year late"),
+        _f("hist_season_avg_days_late", n, "history",
+           "Mean days late of the invoices due within one month of this due month (any year).",
+           _OUTCOME, "BSAD-AUGDT", 1, "days",
+           "pays invoices due at this time of year {value:.0f} days late on average"),
+        _f("hist_season_excess_days_late", n, "history",
+           "Season mean days late minus the customer's overall mean: its seasonal slowdown.",
+           _OUTCOME, "BSAD-AUGDT", 0, "days",
+           "pays {value:.0f} days later than usual at this time of year"),
+        _f("hist_ewm_late_ratio_season_adj", n, "history",
+           "Recent share paid late (EWM) with each recent invoice's season effect taken out and "
+           "this invoice's season effect put back (season effects: late ratio within one month "
+           "of a due month vs overall, shrunk by 3 pseudo-invoices).", _OUTCOME, "BSAD-AUGDT",
+           1, "share", "at this time of year, recently pays about {value:.0%} of invoices late"),
+        _f("hist_ewm_days_late_season_adj", n, "history",
+           "Recent mean days late (EWM) adjusted for the season the same way.", _OUTCOME,
+           "BSAD-AUGDT", 1, "days",
+           "at this time of year, recently pays about {value:.0f} days after the due date"),
+        _f("hist_avg_invoice_amount", n, "history",
+           "Mean amount of the customer's other invoices posted before t.", _POST, "BSEG-DMBTR",
+           0, "currency", "usually bills {value:,.2f} per invoice"),
+        _f("amount_vs_customer_avg", n, "history",
+           "Invoice amount / the mean amount of the customer's other invoices.", _POST,
+           "BSEG-DMBTR", 0, "ratio", "invoice is {value:.1f} times the customer's usual amount"),
+    ]
 
 
 def feature_specs(config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec, ...]:

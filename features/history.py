@@ -18,9 +18,21 @@ An invoice counts for its customer from the instant its posting is known: its ot
 earlier (a backdated posting) join the customer's totals at that instant.
 
 Definitions: a settled invoice's days late = date of its clearing - net due date (calendar days,
-negative when early); late = days late > grace_days. Windows count outcomes known in (t - W, t].
-An invoice is overdue at t from due date + 1 day (00:00) while open. Amount-weighted ratios weigh
-by invoice amount. All sums are integers (cents, days), so they are exact.
+negative when early); late = days late > grace_days; days to settle = date of its clearing - date
+of its posting. Windows count outcomes known in (t - W, t]. An invoice is overdue at t from due
+date + 1 day (00:00) while open. Amount-weighted ratios weigh by invoice amount. All sums are
+integers (cents, days), so they are exact.
+
+Recency and season (why they exist: payment habits drift, and some customers pay late only in
+some months of the year):
+- "recent" features read the customer's last RECENT_PAID paid invoices in the order the system
+  learned of their clearing (ties at one instant: by invoice id, the largest counting as the most
+  recent). The store keeps their days late and days to settle as integers (most recent first), so
+  the exponentially weighted means (EWM_HALFLIFE invoices) and medians are computed per row in
+  `history_features`, identically for batch and serving.
+- "month" / "season" features aggregate the paid invoices whose net due date fell in the same
+  calendar month as this invoice's due date / within one month of it (circular: December is next
+  to January), over every year of history known at t. The store keeps counts and sums per month.
 """
 
 from __future__ import annotations
@@ -39,6 +51,12 @@ from features.item_state import (ACT, DAY_US, NAT, CumTable, Queries, RangeMax, 
 A = schema.Activity
 _NEVER = np.iinfo(np.int64).max
 _NO_MAX = np.iinfo(np.int64).min // 2
+RECENT_PAID = 8  # paid invoices kept per customer for the recency features
+RECENT_MEDIAN = 5  # of which the median reads the last 5
+EWM_HALFLIFE = 3.0  # invoices: the weight of the k-th most recent is 0.5 ** (k / 3)
+SEASON_PRIOR = 3.0  # pseudo-invoices at the customer's overall rate in a season estimate
+SLOPE_MIN_PAID = 3  # recent paid invoices needed for a drift line
+MONTHS = 12
 
 
 def _windows(config: FeatureConfig) -> tuple[int, ...]:
@@ -60,6 +78,13 @@ class CustomerTables:
     disputed: CumTable
     windows: tuple[int, ...]
     customer_ids: np.ndarray
+    posted_cum: np.ndarray  # running invoice amounts (cents) in `postings` order, 0 first
+    paid: StepIndex  # paid invoices by (customer, known time of the clearing)
+    paid_days_late: np.ndarray  # in `paid` order
+    paid_days_to_settle: np.ndarray
+    paid_due_month: np.ndarray  # 1..12
+    paid_due_day: np.ndarray  # day number of the net due date
+    by_month: CumTable  # paid invoices per calendar month of their due date
 
 
 def _per_invoice_diff(log: ReplayLog, values: np.ndarray) -> np.ndarray:
@@ -119,17 +144,37 @@ def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfi
     tpos = term[settled]
     is_wo = log.act[tpos] == ACT[A.INVOICE_WRITTEN_OFF]
     dl = day_number(log.etime[tpos]) - due_day[settled]
+    settle_days = day_number(log.etime[tpos]) - day_number(log.etime[log.post_idx[settled]])
     cleared = ~is_wo
     late = cleared & (dl > config.grace_days)
     inv_cents = log.cents[log.post_idx[settled]]
     before_term = np.where(tpos > log.inv_start[settled], open_after[np.maximum(tpos - 1, 0)], 0)
+    # Disputed: a dispute case on the invoice was known when its outcome became known (events
+    # replay in known order, so an invoice's first creation has its earliest effective time).
+    cre_all = np.flatnonzero(log.act == ACT[A.DISPUTE_CASE_CREATED])
+    first_dispute = np.full(log.n_invoices, _NEVER, dtype=np.int64)
+    np.minimum.at(first_dispute, log.inv[cre_all], eff[cre_all])
+    undisputed = cleared & (first_dispute[settled] > eff[tpos])
     outcomes = CumTable(log.inv_cust[settled], eff[tpos], {
         "n_cleared": cleared, "n_cleared_late": late,
         "cleared_cents": np.where(cleared, inv_cents, 0),
         "cleared_late_cents": np.where(late, inv_cents, 0),
         "sum_days_late": np.where(cleared, dl, 0), "sumsq_days_late": np.where(cleared, dl * dl, 0),
+        "sum_days_to_settle": np.where(cleared, settle_days, 0),
+        "n_cleared_undisputed": undisputed, "n_cleared_late_undisputed": undisputed & late,
+        "sum_days_late_undisputed": np.where(undisputed, dl, 0),
         "n_written_off": is_wo, "written_off_cents": np.where(is_wo, before_term, 0),
     })
+    # Paid invoices only, stably sorted: ties at one instant keep invoice-code (= id) order.
+    paid = StepIndex(log.inv_cust[settled[cleared]], eff[tpos[cleared]])
+    due_month = _month_of_day(due_day[settled[cleared]])
+    month_cols = {}
+    for m in range(MONTHS):  # twelve columns per quantity: a loop over months, not rows
+        here = due_month == m
+        month_cols[f"n_cleared_due_m{m + 1:02d}"] = here
+        month_cols[f"n_cleared_late_due_m{m + 1:02d}"] = here & late[cleared]
+        month_cols[f"sum_days_late_due_m{m + 1:02d}"] = np.where(here, dl[cleared], 0)
+    by_month = CumTable(log.inv_cust[settled[cleared]], eff[tpos[cleared]], month_cols)
     days_late_max = RangeMax(outcomes.index.take(np.where(cleared, dl, _NO_MAX)))
 
     def of(*acts: schema.Activity) -> np.ndarray:
@@ -178,7 +223,24 @@ def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfi
         exposure=exposure, outcomes=outcomes, days_late_max=days_late_max, activity=activity,
         postings=postings, posting_times=postings.take(post_known), payments=payments,
         payment_times=pay_seen, disputed=disputed, windows=windows,
-        customer_ids=log.customer_ids)
+        customer_ids=log.customer_ids,
+        posted_cum=np.concatenate([np.zeros(1, np.int64),
+                                   np.cumsum(postings.take(log.cents[log.post_idx]))]),
+        paid=paid, paid_days_late=paid.take(dl[cleared]),
+        paid_days_to_settle=paid.take(settle_days[cleared]),
+        paid_due_month=paid.take(due_month + 1), paid_due_day=paid.take(due_day[settled[cleared]]),
+        by_month=by_month)
+
+
+def _month_of_day(day: np.ndarray) -> np.ndarray:
+    """Calendar month 0..11 of day numbers (days since 1970-01-01)."""
+    return (np.asarray(day, dtype=np.int64).astype("datetime64[D]").astype("datetime64[M]")
+            .astype(np.int64) % MONTHS)
+
+
+def _month_columns() -> tuple[str, ...]:
+    return tuple(f"{q}_due_m{m + 1:02d}" for q in ("n_cleared", "n_cleared_late", "sum_days_late")
+                 for m in range(MONTHS))
 
 
 def aggregate_columns(windows: tuple[int, ...]) -> tuple[str, ...]:
@@ -194,6 +256,14 @@ def aggregate_columns(windows: tuple[int, ...]) -> tuple[str, ...]:
              "cust_n_promises_broken", "cust_n_disputes"]
     cols += [f"cust_n_disputed_invoices_{w}d" for w in windows]
     cols += ["cust_last_payment_time"]
+    # Added with feature set pit-1.1 (all integers: the online store fills a gap with 0).
+    cols += ["cust_posted_cents", "cust_sum_days_to_settle", "cust_n_cleared_undisputed",
+             "cust_n_cleared_late_undisputed", "cust_sum_days_late_undisputed"]
+    cols += [f"cust_recent_days_late_{k}" for k in range(1, RECENT_PAID + 1)]
+    cols += [f"cust_recent_days_to_settle_{k}" for k in range(1, RECENT_PAID + 1)]
+    cols += [f"cust_recent_due_month_{k}" for k in range(1, RECENT_PAID + 1)]
+    cols += [f"cust_recent_due_day_{k}" for k in range(1, RECENT_PAID + 1)]
+    cols += [f"cust_{c}" for c in _month_columns()]
     return tuple(cols)
 
 
@@ -205,6 +275,7 @@ def _aggregates(tables: CustomerTables, q: Queries) -> dict[str, np.ndarray]:
 
     lo, hi = tables.postings.first(q), tables.postings.right(q)
     out["cust_n_posted"] = hi - lo
+    out["cust_posted_cents"] = tables.posted_cum[hi] - tables.posted_cum[lo]
     out["cust_first_posting_time"] = np.where(
         hi > lo, tables.posting_times[np.minimum(lo, len(tables.posting_times) - 1)], NAT)
 
@@ -223,6 +294,9 @@ def _aggregates(tables: CustomerTables, q: Queries) -> dict[str, np.ndarray]:
         if not suffix:
             out["cust_n_written_off"] = sums["n_written_off"]
             out["cust_written_off_cents"] = sums["written_off_cents"]
+            for name in ("sum_days_to_settle", "n_cleared_undisputed",
+                         "n_cleared_late_undisputed", "sum_days_late_undisputed"):
+                out[f"cust_{name}"] = sums[name]
 
     o_lo, o_hi = read(tables.outcomes)
     outcome_block(o_lo, o_hi, "")
@@ -240,6 +314,21 @@ def _aggregates(tables: CustomerTables, q: Queries) -> dict[str, np.ndarray]:
     out["cust_last_payment_time"] = np.where(
         hi > lo, tables.payment_times[np.maximum(hi - 1, 0)] if len(tables.payment_times)
         else NAT, NAT)
+
+    lo, hi = tables.paid.first(q), tables.paid.right(q)
+    for k in range(1, RECENT_PAID + 1):
+        pos = hi - k
+        has = pos >= lo
+        at = np.clip(pos, 0, max(len(tables.paid_days_late) - 1, 0))
+        for name, values in (("days_late", tables.paid_days_late),
+                             ("days_to_settle", tables.paid_days_to_settle),
+                             ("due_month", tables.paid_due_month),
+                             ("due_day", tables.paid_due_day)):
+            out[f"cust_recent_{name}_{k}"] = (np.where(has, values[at], 0) if len(values)
+                                              else np.zeros(len(q), np.int64))
+    lo, hi = read(tables.by_month)
+    for name, val in tables.by_month.between(lo, hi).items():
+        out[f"cust_{name}"] = val
     ordered = aggregate_columns(tables.windows)
     return {k: out[k] for k in ordered}
 
@@ -316,7 +405,164 @@ def history_feature_columns(config: FeatureConfig = FeatureConfig()) -> tuple[st
     cols += [f"hist_n_disputed_invoices_{w}d" for w in _windows(config)]
     cols += ["hist_days_since_last_payment", "hist_n_invoices", "hist_customer_tenure_days",
              "cold_start"]
+    cols += list(RECENCY_SEASON_FEATURES)
     return tuple(cols)
+
+
+RECENCY_SEASON_FEATURES: tuple[str, ...] = (
+    "hist_avg_days_to_settle", "hist_undisputed_late_ratio", "hist_undisputed_avg_days_late",
+    "hist_last_days_late", "hist_last_days_to_settle",
+    "hist_ewm_days_late", "hist_ewm_days_to_settle", "hist_ewm_late_ratio",
+    "hist_recent_median_days_late", "hist_days_late_trend", "hist_days_late_slope",
+    "hist_days_late_trend_at_due",
+    "hist_month_n_cleared", "hist_month_late_ratio", "hist_month_avg_days_late",
+    "hist_season_n_cleared", "hist_season_late_ratio", "hist_season_avg_days_late",
+    "hist_season_excess_days_late", "hist_ewm_late_ratio_season_adj",
+    "hist_ewm_days_late_season_adj", "hist_avg_invoice_amount", "amount_vs_customer_avg",
+)
+
+
+def _recent_matrix(g: dict[str, np.ndarray], name: str, n_paid: np.ndarray) -> np.ndarray:
+    """(rows, RECENT_PAID) values of the most recent paid invoices, NaN beyond the history."""
+    m = np.column_stack([g[f"cust_recent_{name}_{k}"] for k in range(1, RECENT_PAID + 1)]
+                        ).astype(np.float64)
+    have = np.arange(RECENT_PAID)[None, :] < n_paid[:, None]
+    return np.where(have, m, np.nan)
+
+
+def _ewm(values: np.ndarray) -> np.ndarray:
+    """Weighted mean over each row's non-NaN values, weight 0.5 ** (k / EWM_HALFLIFE) for the
+    k-th most recent (k = 0 the latest); NaN for an empty row."""
+    w = 0.5 ** (np.arange(values.shape[1]) / EWM_HALFLIFE)
+    ok = ~np.isnan(values)
+    den = (ok * w).sum(axis=1)
+    num = np.where(ok, values, 0.0) @ w
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _season_adjusted(g: dict[str, np.ndarray], n_paid: np.ndarray, month: np.ndarray,
+                     has_due: np.ndarray, per_month: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     late_days: np.ndarray, out: dict[str, np.ndarray],
+                     config: FeatureConfig) -> None:
+    """Recent habit with the season taken out and this invoice's season put back.
+
+    A season effect per due month m: the customer's late ratio (mean days late) over its paid
+    invoices due within one month of m, shrunk towards its overall one by SEASON_PRIOR
+    pseudo-invoices, minus the overall one. The EWM over the recent paid invoices subtracts each
+    one's effect (its due month) and adds the effect of this invoice's due month, so a seasonal
+    payer's late December does not make its March invoice look risky, nor the reverse.
+    """
+    n_m, late_m, days_m = per_month
+
+    def window(table: np.ndarray) -> np.ndarray:  # months m-1, m, m+1 (circular)
+        return np.roll(table, 1, axis=1) + table + np.roll(table, -1, axis=1)
+
+    n_w = window(n_m)
+    overall_late = np.nan_to_num(out["hist_late_ratio"])[:, None]
+    overall_days = np.nan_to_num(out["hist_avg_days_late"])[:, None]
+    effect_late = (window(late_m) + SEASON_PRIOR * overall_late) / (n_w + SEASON_PRIOR) \
+        - overall_late
+    effect_days = (window(days_m) + SEASON_PRIOR * overall_days) / (n_w + SEASON_PRIOR) \
+        - overall_days
+    rows = np.arange(len(month))
+    recent_month = _recent_matrix(g, "due_month", n_paid)
+    have = ~np.isnan(recent_month)
+    idx = np.where(have, recent_month, 1).astype(np.int64) - 1
+    flags = np.where(np.isnan(late_days), np.nan, (late_days > config.grace_days).astype(float))
+    for name, values, effect in (("late_ratio", flags, effect_late),
+                                 ("days_late", late_days, effect_days)):
+        then = np.where(have, np.take_along_axis(effect, idx, axis=1), np.nan)
+        now = np.where(has_due, effect[rows, month], 0.0)
+        out[f"hist_ewm_{name}_season_adj"] = _ewm(values - then) + now
+
+
+def _drift(g: dict[str, np.ndarray], n_paid: np.ndarray, late_days: np.ndarray,
+           state: pd.DataFrame, out: dict[str, np.ndarray]) -> None:
+    """Least-squares line of days late over due date through the recent paid invoices (at least
+    SLOPE_MIN_PAID of them, due on at least two different days): its slope per 30 days, and its
+    value at this invoice's due date - how late the customer will be if its drift goes on."""
+    x = _recent_matrix(g, "due_day", n_paid)
+    ok = ~np.isnan(x)
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = np.where(ok, x, 0.0).sum(axis=1) / np.maximum(n, 1)
+        my = np.where(ok, late_days, 0.0).sum(axis=1) / np.maximum(n, 1)
+        dx = np.where(ok, x - mx[:, None], 0.0)
+        sxx = (dx * dx).sum(axis=1)
+        sxy = (dx * np.where(ok, late_days - my[:, None], 0.0)).sum(axis=1)
+        usable = (n >= SLOPE_MIN_PAID) & (sxx > 0)
+        slope = np.where(usable, sxy / np.where(usable, sxx, 1.0), np.nan)
+    due = day_number(state["net_due_date"].to_numpy(dtype="datetime64[us]").view(np.int64))
+    due = np.where(due != NAT, due, np.nan).astype(np.float64)
+    out["hist_days_late_slope"] = slope * 30.0
+    out["hist_days_late_trend_at_due"] = my + slope * (due - mx)
+
+
+def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str, np.ndarray],
+                    config: FeatureConfig) -> None:
+    """The recency, season and relative-amount features (module docstring)."""
+    n_paid = g["cust_n_cleared"].astype(np.int64)
+    out["hist_avg_days_to_settle"] = _ratio(g["cust_sum_days_to_settle"], n_paid)
+    out["hist_undisputed_late_ratio"] = _ratio(g["cust_n_cleared_late_undisputed"],
+                                               g["cust_n_cleared_undisputed"])
+    out["hist_undisputed_avg_days_late"] = _ratio(g["cust_sum_days_late_undisputed"],
+                                                  g["cust_n_cleared_undisputed"])
+    late_days = _recent_matrix(g, "days_late", n_paid)
+    settle = _recent_matrix(g, "days_to_settle", n_paid)
+    out["hist_last_days_late"] = late_days[:, 0]
+    out["hist_last_days_to_settle"] = settle[:, 0]
+    out["hist_ewm_days_late"] = _ewm(late_days)
+    out["hist_ewm_days_to_settle"] = _ewm(settle)
+    out["hist_ewm_late_ratio"] = _ewm(np.where(np.isnan(late_days), np.nan,
+                                               (late_days > config.grace_days).astype(float)))
+    head = late_days[:, :RECENT_MEDIAN]
+    some = (~np.isnan(head)).any(axis=1)
+    med = np.full(len(head), np.nan)
+    if some.any():
+        med[some] = np.nanmedian(head[some], axis=1)
+    out["hist_recent_median_days_late"] = med
+    ws = sorted(_windows(config))
+    short = out[f"hist_avg_days_late_{ws[0]}d"] if ws else out["hist_avg_days_late"]
+    long_ = out[f"hist_avg_days_late_{ws[-1]}d"] if len(ws) > 1 else out["hist_avg_days_late"]
+    out["hist_days_late_trend"] = short - long_
+    _drift(g, n_paid, late_days, state, out)
+
+    due_day = day_number(state["net_due_date"].to_numpy(dtype="datetime64[us]").view(np.int64))
+    has_due = due_day != NAT
+    month = np.where(has_due, _month_of_day(np.where(has_due, due_day, 0)), 0)
+    rows = np.arange(len(month))
+
+    def per_month(quantity: str) -> np.ndarray:
+        return np.column_stack([g[f"cust_{quantity}_due_m{m + 1:02d}"] for m in range(MONTHS)]
+                               ).astype(np.float64)
+
+    n_m, late_m, days_m = (per_month(q) for q in ("n_cleared", "n_cleared_late",
+                                                  "sum_days_late"))
+
+    def around(table: np.ndarray, width: int) -> np.ndarray:
+        total = np.zeros(len(month))
+        for d in range(-width, width + 1):  # the due month and its neighbours (circular)
+            total += table[rows, (month + d) % MONTHS]
+        return np.where(has_due, total, np.nan)
+
+    for label, width in (("month", 0), ("season", 1)):
+        n_s = around(n_m, width)
+        out[f"hist_{label}_n_cleared"] = np.where(has_due, n_s, 0.0)
+        out[f"hist_{label}_late_ratio"] = _ratio(around(late_m, width), n_s)
+        out[f"hist_{label}_avg_days_late"] = _ratio(around(days_m, width), n_s)
+    out["hist_season_excess_days_late"] = (out["hist_season_avg_days_late"]
+                                           - out["hist_avg_days_late"])
+    _season_adjusted(g, n_paid, month, has_due, (n_m, late_m, days_m), late_days, out, config)
+
+    amount = state["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
+    own_cents = _cents(np.nan_to_num(amount))
+    n_other = np.maximum(g["cust_n_posted"] - 1, 0)
+    other_cents = np.maximum(g["cust_posted_cents"] - own_cents, 0)
+    avg_amount = _ratio(other_cents, n_other) / 100.0
+    out["hist_avg_invoice_amount"] = avg_amount
+    usable = (avg_amount > 0) & ~np.isnan(amount)
+    out["amount_vs_customer_avg"] = np.where(
+        usable, (own_cents / 100.0) / np.where(usable, avg_amount, 1.0), np.nan)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -393,6 +639,7 @@ def history_features(aggregates: pd.DataFrame, state: pd.DataFrame, t: object,
     out["hist_n_invoices"] = np.maximum(g["cust_n_posted"] - 1, 0).astype(np.float64)
     out["hist_customer_tenure_days"] = since("cust_first_posting_time")
     out["cold_start"] = out["hist_n_cleared"] < config.cold_start_min_cleared
+    _recency_season(g, state, out, config)
     return pd.DataFrame({k: out[k] for k in history_feature_columns(config)}, index=state.index,
                         copy=False)
 

@@ -21,7 +21,7 @@ INVOICE_FEATURE_COLUMNS: tuple[str, ...] = (
     "amount", "open_amount", "paid_fraction", "n_partial_payments", "n_residual_items",
     "n_credit_memos", "credit_memo_amount", "days_since_posting", "days_to_due", "days_overdue",
     "terms_net_days", "terms_discount_days", "terms_discount_pct", "payment_terms",
-    "company_code",
+    "company_code", "due_weekday", "due_month",
     # collection
     "dunning_level", "max_dunning_level", "n_dunning_runs", "days_since_last_dunning",
     "dunning_no_reaction_days", "n_contacts", "days_since_last_contact", "promise_open",
@@ -110,6 +110,13 @@ def invoice_features(state: pd.DataFrame, t: pd.Series | pd.Timestamp | np.ndarr
     out["terms_discount_pct"] = looked[:, 2]
     out["payment_terms"] = terms
     out["company_code"] = as_categorical(state["company_code"])
+    # Calendar of the due date: payment runs and cash application follow business days, and
+    # some payers slow down in some months (1970-01-01 was a Thursday: Monday = 0).
+    has_due = due_day != NAT
+    out["due_weekday"] = np.where(has_due, (due_day + 3) % 7, np.nan)
+    out["due_month"] = np.where(
+        has_due, np.where(has_due, due_day, 0).astype("datetime64[D]").astype("datetime64[M]")
+        .astype(np.int64) % 12 + 1, np.nan)
 
     for col in ("dunning_level", "max_dunning_level", "n_dunning_runs"):
         out[col] = state[col].to_numpy(dtype=np.float64)

@@ -47,6 +47,23 @@ def due_offset(rows: pd.DataFrame) -> np.ndarray:
     return ((rows["net_due_date"] - rows["snapshot_time"]) / _DAY).to_numpy(dtype="float64")
 
 
+def anchor_days(rows: pd.DataFrame, anchor: str | None) -> np.ndarray:
+    """The anchor feature's value per row (the customer's recent days late), 0 where missing."""
+    if not anchor:
+        return np.zeros(len(rows))
+    if anchor not in rows.columns:
+        raise ValueError(f"rows lack the payment-date anchor column {anchor!r}")
+    a = pd.to_numeric(rows[anchor]).to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isnan(a), 0.0, a)
+
+
+def payment_offset(rows: pd.DataFrame, shift: dict | None = None) -> np.ndarray:
+    """What the boosters' relative days are added to: days to the due date, plus the anchor
+    feature named in the bundle's payment dict (`shift["anchor"]`; absent in older bundles)."""
+    anchor = (shift or {}).get("anchor")
+    return due_offset(rows) + anchor_days(rows, anchor)
+
+
 def fit_quantiles(X: pd.DataFrame, days: np.ndarray, offset: np.ndarray, fs: FeatureSet,
                   params: LgbParams, seed: int, num_threads: int) -> dict[str, lgb.Booster]:
     """One quantile booster per P10/P50/P90 on (days to clear, horizon-clipped) - offset."""

@@ -22,18 +22,19 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from features.config import LgbParams, PaydelayConfig
 from training import registry
 from training.bundle import ModelBundle, json_safe
-from training.payment_date import (censored_coverage, due_offset, fit_conformal, fit_quantiles,
-                                   predict_relative, to_days)
+from training.payment_date import (anchor_days, censored_coverage, due_offset, fit_conformal,
+                                   fit_quantiles, predict_relative, to_days)
 from training.risk import (FeatureSet, feature_matrix, feature_set_from_spec, fit_buckets,
                            fit_calibrator, fit_risk, learn_categories)
 from training.scoring import score
-from training.splits import SplitResult, split_rows
+from training.splits import SplitResult, refit_frame, rolling_folds, split_rows
 
 log = logging.getLogger(__name__)
 _DAY = pd.Timedelta(days=1)
@@ -89,44 +90,110 @@ def check_min_data(split: SplitResult, config: PaydelayConfig) -> dict[str, int]
 
 
 # --- fit ------------------------------------------------------------------------------------------
+def _fold_usable(fit: pd.DataFrame, predict: pd.DataFrame, config: PaydelayConfig) -> bool:
+    """A fold model is worth fitting with the gate's minimum data and both classes on each side."""
+    tc = config.training
+    r, c = fit[fit["risk_used"]], predict[predict["risk_used"]]
+    cleared = fit.loc[~fit["censored"] & ~fit["label_written_off"], "invoice_id"].nunique()
+    late = r.loc[r["target_late"] == 1, "invoice_id"].nunique()
+    return (cleared >= tc.min_cleared_invoices and late >= tc.min_late_invoices
+            and r["target_late"].nunique() == 2 and c["target_late"].nunique() == 2
+            and bool(fit["payment_used"].any()))
+
+
 def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed: int,
                categories: dict[str, list[str]] | None = None,
                risk_params: LgbParams | None = None,
                payment_params: LgbParams | None = None) -> ModelBundle:
-    """Fit risk, buckets and payment-date models on train; calibrate both on calibration."""
+    """Fit the risk, bucket and payment-date models, their calibrator and conformal shift.
+
+    Out-of-time step: on each fold of `training.splits.rolling_folds` (the calibration slice and,
+    with calibration_folds > 1, the equally long slices before it), a risk model and payment
+    quantile models fitted on the rows before the slice predict the slice; the calibrator and the
+    conformal shift are fitted on those pooled predictions, so they never see a prediction of a
+    model that learned the row, and with a year of folds every season weighs the same (a single
+    Jul-Dec slice taught the calibrator year-end lateness that a Jan-Jun holdout does not have).
+    Final models: with `training.refit_on_calibration` they are refitted on train + calibration
+    (labels as known at calibration_end), otherwise the last fold's models are kept (fitted on
+    train only, as before). Payment quantiles learn days relative to the due date + the
+    `training.payment_anchor` feature (when the feature set has it).
+    """
     tc, fc = config.training, config.features
-    train, cal = split.train, split.calibration
-    categories = categories or learn_categories(train, fs)
+    categories = categories or learn_categories(split.train, fs)
+    rp, pp = risk_params or tc.risk, payment_params or tc.payment
+    anchor = tc.payment_anchor if tc.payment_anchor in fs.names else None
+    kinds = tc.snapshot_kinds
+    cal_end = split.cutoffs.calibration_end
 
     def X(frame: pd.DataFrame) -> pd.DataFrame:
         return feature_matrix(frame, fs, categories)[0]
 
-    r = train[train["risk_used"]]
-    risk = fit_risk(X(r), r["target_late"], fs, risk_params or tc.risk, seed, tc.num_threads)
-    c = cal[cal["risk_used"]]
-    calibrator = fit_calibrator(risk.predict(X(c)), c["target_late"].to_numpy(),
-                                tc.calibration_method)
+    def offset(frame: pd.DataFrame) -> np.ndarray:
+        return due_offset(frame) + anchor_days(frame, anchor)
 
-    b = train[train["bucket_used"]]
+    def fit_risk_on(frame: pd.DataFrame):
+        r = frame[frame["risk_used"]]
+        return fit_risk(X(r), r["target_late"], fs, rp, seed, tc.num_threads)
+
+    def fit_payment_on(frame: pd.DataFrame):
+        p = frame[frame["payment_used"]]
+        return fit_quantiles(X(p), p["target_days_to_clear"].to_numpy(), offset(p), fs, pp,
+                             seed, tc.num_threads)
+
+    n_folds = tc.calibration_folds if tc.refit_on_calibration else 1
+    folds = [f for k, f in enumerate(rolling_folds(split, config, n_folds))
+             if k == n_folds - 1 or _fold_usable(f.fit, f.predict, config)]
+    # The last fold is (train, calibration), which the gate has checked.
+    fold_risk, curves = [], []
+    for fold in folds:
+        r = fold.fit[fold.fit["risk_used"]]
+        c = fold.predict[fold.predict["risk_used"]]
+        curve: dict = {}
+        fold_risk.append((fit_risk(X(r), r["target_late"], fs, rp, seed, tc.num_threads,
+                                   callbacks=[lgb.record_evaluation(curve)],
+                                   valid=(X(c), c["target_late"])), c))
+        curves.append(len(c) * np.asarray(curve["valid_0"]["binary_logloss"]))
+    # Boosting rounds: the out-of-time log-loss summed over the folds decides (an out-of-time
+    # choice; the default rounds over-fit enough to make P(late) over-confident next season).
+    n_rounds = int(np.argmin(np.sum(curves, axis=0))) + 1
+    raw = [m.predict(X(c), num_iteration=n_rounds) for m, c in fold_risk]
+    y = [c["target_late"].to_numpy(dtype="float64") for _, c in fold_risk]
+    calibrator = fit_calibrator(np.concatenate(raw), np.concatenate(y), tc.calibration_method)
+    calibrator["n_rounds"] = n_rounds
+    rp = rp.model_copy(update={"n_estimators": n_rounds})
+    risk = fold_risk[-1][0] if not tc.refit_on_calibration else None
+
+    days, known, window = [], [], []
+    quantiles = None
+    for fold in folds if tc.conformal else ():
+        quantiles = fit_payment_on(fold.fit)
+        cc = fold.predict[fold.predict["snapshot_kind"].astype(str).isin(kinds)]
+        days.append(to_days(predict_relative(quantiles, X(cc)), offset(cc)))
+        known.append(cc["label_days_to_clear"].where(~cc["label_written_off"])
+                     .to_numpy(dtype="float64"))
+        window.append(((cal_end - cc["snapshot_time"]) / _DAY).to_numpy(dtype="float64"))
+    used_folds = [[str(f.start), str(f.end)] for f in folds]
+    shift = (fit_conformal(np.concatenate(days), np.concatenate(known), np.concatenate(window))
+             if tc.conformal else {"lo": 0.0, "hi": 0.0})
+    shift["anchor"] = anchor
+
+    final = refit_frame(split, config) if tc.refit_on_calibration else split.train
+    if risk is None or risk.current_iteration() != n_rounds:
+        risk = fit_risk_on(final)
+    if tc.refit_on_calibration or quantiles is None:
+        quantiles = fit_payment_on(final)
+    b = final[final["bucket_used"]]
     bucket, prior = fit_buckets(X(b), b["target_bucket"].to_numpy(), fs, tc.bucket, seed,
                                 tc.num_threads, n_late_buckets=len(fc.bucket_edges))
-
-    p = train[train["payment_used"]]
-    quantiles = fit_quantiles(X(p), p["target_days_to_clear"].to_numpy(), due_offset(p), fs,
-                              payment_params or tc.payment, seed, tc.num_threads)
-    shift = None
-    if tc.conformal:
-        cc = cal[cal["snapshot_kind"].astype(str).isin(tc.snapshot_kinds)]
-        window = (split.cutoffs.calibration_end - cc["snapshot_time"]) / _DAY
-        cleared = cc["label_days_to_clear"].where(~cc["label_written_off"])
-        shift = fit_conformal(to_days(predict_relative(quantiles, X(cc)), due_offset(cc)),
-                              cleared.to_numpy(dtype="float64"),
-                              window.to_numpy(dtype="float64"))
+    window_info = {**split.cutoffs.as_dict(),
+                   "fit_end": str(cal_end if tc.refit_on_calibration
+                                  else split.cutoffs.train_end),
+                   "calibration_folds": used_folds}
     return ModelBundle(
         feature_set=fs, categories=categories, risk=risk, calibrator=calibrator, bucket=bucket,
         bucket_prior=prior, quantiles=quantiles, quantile_shift=shift,
         risk_class_cutoffs=tuple(tc.risk_class_cutoffs), seed=seed,
-        config=config.model_dump(mode="json"), training_window=split.cutoffs.as_dict())
+        config=config.model_dump(mode="json"), training_window=window_info)
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -345,8 +412,10 @@ def _log_report_and_plots(result: TrainResult, out: Path) -> None:
             from training.report import model_card
 
             (out / "model_card.md").write_text(model_card(
-                result.report, training_window=(result.bundle.training_window["start"],
-                                                result.bundle.training_window["train_end"])))
+                result.report, training_window=(
+                    result.bundle.training_window["start"],
+                    result.bundle.training_window.get(
+                        "fit_end", result.bundle.training_window["train_end"]))))
         except ImportError as exc:
             result.notes.append(f"model card skipped: {exc}")
     try:

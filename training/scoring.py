@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from training.bundle import ModelBundle
-from training.payment_date import QUANTILE_KEYS, due_offset, predict_relative, to_days
+from training.payment_date import QUANTILE_KEYS, payment_offset, predict_relative, to_days
 from training.risk import apply_calibrator, bucket_probabilities, feature_matrix, risk_class
 
 N_BUCKETS = 5
@@ -75,7 +75,7 @@ def compose(bundle: ModelBundle, rows: pd.DataFrame, raw: np.ndarray,
     if bucket_q is None:
         bucket_q = np.tile(np.asarray(bundle.bucket_prior, dtype="float64"), (n, 1))
     buckets = bucket_probabilities(p_late, np.asarray(bucket_q).reshape(n, -1))
-    days = to_days(relative, due_offset(rows), bundle.quantile_shift)
+    days = to_days(relative, payment_offset(rows, bundle.quantile_shift), bundle.quantile_shift)
 
     cols: dict[str, object] = {"p_late": p_late}
     for k in range(buckets.shape[1]):

@@ -60,9 +60,60 @@ class SplitResult:
     test: pd.DataFrame
     cutoffs: Cutoffs
     counts: pd.DataFrame  # one row per split (+ "after_test_end"); rows add up to the input
+    rows: pd.DataFrame | None = None  # the input rows (not copied), for refits and folds
 
     def frame(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One out-of-time step: fit on `fit` (snapshots <= start, labelled at start), predict
+    `predict` (start < snapshot <= end, labelled at `label_end`)."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    fit: pd.DataFrame
+    predict: pd.DataFrame
+
+
+def relabel(rows: pd.DataFrame, lo: pd.Timestamp | None, hi: pd.Timestamp,
+            label_end: pd.Timestamp, config: PaydelayConfig) -> pd.DataFrame:
+    """Rows with lo < snapshot <= hi (lo None: from the start), labelled as known at label_end."""
+    t = rows["snapshot_time"]
+    mask = (t <= hi) if lo is None else ((t > lo) & (t <= hi))
+    return add_targets(censor_at(rows.loc[mask.to_numpy()], label_end), label_end, config)
+
+
+def refit_frame(split: SplitResult, config: PaydelayConfig) -> pd.DataFrame:
+    """Train + calibration rows (snapshots <= calibration_end) labelled at calibration_end: what a
+    final model may learn from once the calibration slice has served its purpose."""
+    if split.rows is None:
+        raise ValueError("this split does not carry its input rows (build it with split_rows)")
+    c = split.cutoffs
+    return relabel(split.rows, None, c.calibration_end, c.calibration_end, config)
+
+
+def rolling_folds(split: SplitResult, config: PaydelayConfig, n_folds: int) -> list[Fold]:
+    """Up to n_folds consecutive slices as long as the calibration slice, the last one being the
+    calibration slice itself, oldest first. Each slice's rows are labelled at calibration_end (the
+    most any calibration may know); each is predicted by a model fitted on the rows before it,
+    labelled at the slice's start. Slices starting before the first snapshot are left out.
+
+    The last fold is (train, calibration) as split_rows made them."""
+    c = split.cutoffs
+    length = c.calibration_end - c.train_end
+    folds = [Fold(c.train_end, c.calibration_end, split.train, split.calibration)]
+    if split.rows is None and n_folds > 1:
+        raise ValueError("this split does not carry its input rows (build it with split_rows)")
+    for k in range(1, n_folds):
+        end = c.train_end - (k - 1) * length
+        start = end - length
+        if start <= c.start:
+            break
+        folds.insert(0, Fold(start, end, relabel(split.rows, None, start, start, config),
+                             relabel(split.rows, start, end, c.calibration_end, config)))
+    return folds
 
 
 def check_rows(rows: pd.DataFrame, what: str = "rows") -> None:
@@ -199,4 +250,4 @@ def split_rows(rows: pd.DataFrame, config: PaydelayConfig,
     table = pd.DataFrame(counts).set_index("split")
     if int(table["rows"].sum()) != len(rows):  # a window bug would silently lose rows
         raise AssertionError(f"split rows {int(table['rows'].sum())} != input rows {len(rows)}")
-    return SplitResult(frames["train"], frames["calibration"], frames["test"], cut, table)
+    return SplitResult(frames["train"], frames["calibration"], frames["test"], cut, table, rows)

@@ -233,6 +233,9 @@ class Reference:
         f["terms_discount_pct"] = terms.discount_pct if terms else 0.0
         f["payment_terms"] = post["terms"]
         f["company_code"] = post["company"]
+        due_ts = pd.Timestamp(due * 1000)
+        f["due_weekday"] = float(due_ts.weekday())
+        f["due_month"] = float(due_ts.month)
         f["dunning_level"] = s["level"]
         f["max_dunning_level"] = s["max_level"]
         f["n_dunning_runs"] = s["n_dun"]
@@ -273,6 +276,8 @@ class Reference:
         t_day = _day(t)
         windows = [int(w) for w in cfg.history_windows_days]
         settled = []  # (known, days_late, invoice cents) of cleared other invoices
+        paid = []  # (known, invoice id, days late, days to settle, due month) of the same
+        posted_cents = 0
         n_wo = wo_cents = 0
         n_posted = 0
         first_post = None
@@ -296,6 +301,7 @@ class Reference:
             if inv == own:
                 continue
             n_posted += 1
+            posted_cents += post["cents"]
             n_prom += s["n_prom"]
             n_broken += s["n_broken"]
             n_disp += s["n_disp"]
@@ -311,6 +317,13 @@ class Reference:
                     days_late = _day(term["etime"]) - _day(post["due"])
                     shown = max(term["known"], post["known"])
                     settled.append((shown, days_late, post["cents"]))
+                    due_month = pd.Timestamp(post["due"] * 1000).month
+                    disputed = any(
+                        e["act"] == A.DISPUTE_CASE_CREATED.value
+                        and max(e["known"], post["known"]) <= shown for e in self.by_invoice[inv])
+                    paid.append((shown, inv, days_late,
+                                 _day(term["etime"]) - _day(post["etime"]), due_month, disputed,
+                                 _day(post["due"])))
                 continue
             n_open += 1
             open_cents += s["open"]
@@ -360,8 +373,109 @@ class Reference:
         f["hist_n_invoices"] = n_posted
         f["hist_customer_tenure_days"] = (t - first_post) / DAY
         f["cold_start"] = len(settled) < cfg.cold_start_min_cleared
+        f.update(self._recency_season(own, paid, posted_cents, n_posted, f))
         f["_cust_open"] = cust_open
         return f
+
+    def _recency_season(self, own: str, paid: list, posted_cents: int, n_posted: int,
+                        f: dict) -> dict:
+        """Recent paid invoices (last 8 by known time, ties by invoice id), season of the due
+        date, size of the bill: written out by hand."""
+        cfg = self.config
+        out: dict = {}
+        n = len(paid)
+        out["hist_avg_days_to_settle"] = _ratio(sum(p[3] for p in paid), n)
+        clean = [p for p in paid if not p[5]]
+        out["hist_undisputed_late_ratio"] = _ratio(
+            sum(1 for p in clean if p[2] > cfg.grace_days), len(clean))
+        out["hist_undisputed_avg_days_late"] = _ratio(sum(p[2] for p in clean), len(clean))
+        latest_first = sorted(paid, key=lambda p: (p[0], p[1]), reverse=True)[:8]
+
+        def weighted(values):
+            num = den = 0.0
+            for k, v in enumerate(values):
+                w = 0.5 ** (k / 3.0)
+                num += w * v
+                den += w
+            return num / den if den > 0 else NAN
+
+        lates = [p[2] for p in latest_first]
+        settles = [p[3] for p in latest_first]
+        out["hist_last_days_late"] = lates[0] if lates else NAN
+        out["hist_last_days_to_settle"] = settles[0] if settles else NAN
+        out["hist_ewm_days_late"] = weighted(lates)
+        out["hist_ewm_days_to_settle"] = weighted(settles)
+        out["hist_ewm_late_ratio"] = weighted([1.0 if d > cfg.grace_days else 0.0 for d in lates])
+        last5 = sorted(lates[:5])
+        if not last5:
+            out["hist_recent_median_days_late"] = NAN
+        elif len(last5) % 2:
+            out["hist_recent_median_days_late"] = float(last5[len(last5) // 2])
+        else:
+            mid = len(last5) // 2
+            out["hist_recent_median_days_late"] = (last5[mid - 1] + last5[mid]) / 2
+        # Drift line: least squares of days late on due day over the recent paid invoices.
+        xs = [p[6] for p in latest_first]
+        n_r = len(xs)
+        slope = NAN
+        if n_r >= 3:
+            mx = sum(xs) / n_r
+            my = sum(lates) / n_r
+            sxx = sum((x - mx) ** 2 for x in xs)
+            if sxx > 0:
+                slope = sum((x - mx) * (v - my) for x, v in zip(xs, lates)) / sxx
+        out["hist_days_late_slope"] = slope * 30.0
+        own_due = _day(self.posting[own]["due"])
+        out["hist_days_late_trend_at_due"] = (my + slope * (own_due - mx)
+                                              if not math.isnan(slope) else NAN)
+        windows = sorted(int(w) for w in cfg.history_windows_days)
+        short = f[f"hist_avg_days_late_{windows[0]}d"] if windows else f["hist_avg_days_late"]
+        long_ = (f[f"hist_avg_days_late_{windows[-1]}d"] if len(windows) > 1
+                 else f["hist_avg_days_late"])
+        out["hist_days_late_trend"] = short - long_
+
+        month = pd.Timestamp(self.posting[own]["due"] * 1000).month
+        for label, near in (("month", {month}),
+                            ("season", {month, month % 12 + 1, (month - 2) % 12 + 1})):
+            rows = [p for p in paid if p[4] in near]
+            out[f"hist_{label}_n_cleared"] = len(rows)
+            out[f"hist_{label}_late_ratio"] = _ratio(
+                sum(1 for p in rows if p[2] > cfg.grace_days), len(rows))
+            out[f"hist_{label}_avg_days_late"] = _ratio(sum(p[2] for p in rows), len(rows))
+        out["hist_season_excess_days_late"] = (out["hist_season_avg_days_late"]
+                                               - f["hist_avg_days_late"])
+        out.update(self._season_adjusted(paid, latest_first, month, f))
+        own_cents = self.posting[own]["cents"]
+        avg = posted_cents / n_posted / 100 if n_posted else NAN
+        out["hist_avg_invoice_amount"] = avg
+        out["amount_vs_customer_avg"] = own_cents / 100 / avg if n_posted and avg > 0 else NAN
+        return out
+
+    def _season_adjusted(self, paid: list, latest_first: list, month: int, f: dict) -> dict:
+        """EWM of recent lateness minus each invoice's season effect, plus this one's."""
+        grace = self.config.grace_days
+        overall_late = f["hist_late_ratio"] if paid else 0.0
+        overall_days = f["hist_avg_days_late"] if paid else 0.0
+
+        def effect(m: int) -> tuple[float, float]:
+            near = {m, m % 12 + 1, (m - 2) % 12 + 1}
+            rows = [p for p in paid if p[4] in near]
+            n_late = sum(1 for p in rows if p[2] > grace)
+            days = sum(p[2] for p in rows)
+            return ((n_late + 3.0 * overall_late) / (len(rows) + 3.0) - overall_late,
+                    (days + 3.0 * overall_days) / (len(rows) + 3.0) - overall_days)
+
+        out = {}
+        for j, name in ((0, "late_ratio"), (1, "days_late")):
+            num = den = 0.0
+            for k, p in enumerate(latest_first):
+                value = (1.0 if p[2] > grace else 0.0) if j == 0 else p[2]
+                w = 0.5 ** (k / 3.0)
+                num += w * (value - effect(p[4])[j])
+                den += w
+            out[f"hist_ewm_{name}_season_adj"] = (num / den + effect(month)[j] if den > 0
+                                                  else NAN)
+        return out
 
     def _master(self, cust: str, t: int, cust_open_cents: int) -> dict:
         best = None

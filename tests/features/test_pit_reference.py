@@ -14,7 +14,8 @@ import pytest
 from features import schema
 from features.build import build_scoring_set, build_training_set, features_at
 from features.config import FeatureConfig, SimulatorConfig
-from features.feature_spec import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES
+from features.feature_spec import (CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SET_VERSION,
+                                   FEATURES)
 from features.labels import EXTRA_LABEL_COLUMNS
 from reference import DAY, Reference, adversarial_ledger
 
@@ -286,7 +287,7 @@ def test_rows_file_carries_the_feature_set_version(tmp_path, adversarial):
     rows = build_training_set(events, master, CONFIG, seed=5)
     path = write_rows(rows, tmp_path / "rows.parquet")
     back = read_rows(path)
-    assert back.attrs["feature_set_version"] == rows["feature_set_version"].iloc[0] == "pit-1.0+g2"
+    assert back.attrs["feature_set_version"] == rows["feature_set_version"].iloc[0] == FEATURE_SET_VERSION + "+g2"
     pd.testing.assert_frame_equal(back, rows, check_dtype=False)
     assert back["risk_category"].dtype == "category"
 
