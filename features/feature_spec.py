@@ -22,7 +22,7 @@ from features import schema
 from features.config import FeatureConfig
 
 A = schema.Activity
-FEATURE_SET_VERSION = "pit-1.1"  # 1.1: recency, season and relative-amount history
+FEATURE_SET_VERSION = "pit-1.2"  # 1.1: recency, season and relative-amount history; 1.2: seasonal late share clipped to [0, 1]
 
 KINDS = ("numeric", "categorical", "bool")
 GROUPS = ("invoice", "collection", "dispute", "master", "history")

@@ -473,7 +473,10 @@ def _season_adjusted(g: dict[str, np.ndarray], n_paid: np.ndarray, month: np.nda
                                  ("days_late", late_days, effect_days)):
         then = np.where(have, np.take_along_axis(effect, idx, axis=1), np.nan)
         now = np.where(has_due, effect[rows, month], 0.0)
-        out[f"hist_ewm_{name}_season_adj"] = _ewm(values - then) + now
+        adjusted = _ewm(values - then) + now
+        # The additive season shift can push a share past 0 or 1; a share stays a share.
+        out[f"hist_ewm_{name}_season_adj"] = (np.clip(adjusted, 0.0, 1.0)
+                                              if name == "late_ratio" else adjusted)
 
 
 def _drift(g: dict[str, np.ndarray], n_paid: np.ndarray, late_days: np.ndarray,

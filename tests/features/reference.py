@@ -473,8 +473,10 @@ class Reference:
                 w = 0.5 ** (k / 3.0)
                 num += w * (value - effect(p[4])[j])
                 den += w
-            out[f"hist_ewm_{name}_season_adj"] = (num / den + effect(month)[j] if den > 0
-                                                  else NAN)
+            adjusted = num / den + effect(month)[j] if den > 0 else NAN
+            if j == 0 and den > 0:  # a share stays within 0 and 1
+                adjusted = min(1.0, max(0.0, adjusted))
+            out[f"hist_ewm_{name}_season_adj"] = adjusted
         return out
 
     def _master(self, cust: str, t: int, cust_open_cents: int) -> dict:
