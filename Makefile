@@ -44,6 +44,7 @@ bench: venv ## Run the speed and scale benchmarks (long: minutes)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_http.py
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
