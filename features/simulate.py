@@ -259,14 +259,15 @@ LEDGER_FILES = ("events", "master", "truth", "customers")
 
 
 def write_ledger(ledger: Ledger, out_dir: str | Path) -> dict[str, Path]:
-    """Write the four frames as `<name>.parquet` in `out_dir`; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in LEDGER_FILES:
-        paths[name] = out / f"{name}.parquet"
-        getattr(ledger, name).to_parquet(paths[name], index=False)
-    return paths
+    """Write the four frames as `<name>.parquet` in `out_dir`; returns their paths.
+
+    A ledger folder (features.ledger_files) plus the latent customers, which only a simulated
+    ledger has."""
+    from features.ledger_files import write_ledger_dir
+
+    out = write_ledger_dir(out_dir, ledger.events, ledger.master, ledger.truth)
+    ledger.customers.to_parquet(out / "customers.parquet", index=False)
+    return {name: out / f"{name}.parquet" for name in LEDGER_FILES}
 
 
 def read_ledger(out_dir: str | Path) -> Ledger:
