@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from features import schema
 from features.config import FeatureConfig
 from features.feature_spec import feature_set_version, feature_specs
-from features.history import aggregates_for_codes, build_customer_tables, history_features
+from features.history import build_customer_tables, history_for_codes
 from features.invoice_features import invoice_features
 from features.item_state import ReplayLog, ids_series, prepare_log, state_arrays, state_frame
 from features.labels import EXTRA_LABEL_COLUMNS, label_frame
@@ -44,14 +44,12 @@ def step_item_state(log: ReplayLog, inv: np.ndarray, t: np.ndarray) -> pd.DataFr
 
 
 def step_history(log: ReplayLog, config: FeatureConfig, inv: np.ndarray, t: np.ndarray,
-                 state: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """History features, and the customer's open amount at t (for credit use)."""
-    tables = build_customer_tables(log, config)
-    aggs = aggregates_for_codes(tables, log.inv_cust[inv], t)
-    del tables
-    aggs.index = state.index
-    hist = history_features(aggs, state, t, config)
-    return hist, aggs["cust_open_cents"].to_numpy() / 100.0
+                 state: pd.DataFrame, master: pd.DataFrame | None = None
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """History features, and the customer's open amount at t (for credit use). The master (as
+    step_master reads it) splits the history by customer segment."""
+    tables = build_customer_tables(log, config, master)
+    return history_for_codes(tables, log.inv_cust[inv], t, state, config)
 
 
 def step_master(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | None,
@@ -80,7 +78,9 @@ def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | N
     t_dt = t.view("datetime64[us]")
     state = step_item_state(log, inv, t)
     item = invoice_features(state, t_dt)
-    hist, customer_open = step_history(log, config, inv, t, state)
+    if master is None:
+        master = master_from_events(events)
+    hist, customer_open = step_history(log, config, inv, t, state, master)
     mast = step_master(log, events, master, inv, t, customer_open).set_axis(state.index)
     found = {**{c: item[c] for c in item.columns}, **{c: mast[c] for c in mast.columns},
              **{c: hist[c] for c in hist.columns}}

@@ -22,7 +22,9 @@ from features import schema
 from features.config import FeatureConfig
 
 A = schema.Activity
-FEATURE_SET_VERSION = "pit-1.2"  # 1.1: recency, season and relative-amount history; 1.2: seasonal late share clipped to [0, 1]
+# 1.1: recency, season and relative-amount history; 1.2: seasonal late share clipped to [0, 1];
+# 1.3: history in the customer's current segment.
+FEATURE_SET_VERSION = "pit-1.3"
 
 KINDS = ("numeric", "categorical", "bool")
 GROUPS = ("invoice", "collection", "dispute", "master", "history")
@@ -345,7 +347,7 @@ def _recency_season_specs() -> list[FeatureSpec]:
         _f("hist_month_n_cleared", n, "history",
            "Customer's paid invoices due in the same calendar month as this one (any year).",
            _OUTCOME, "BSAD-AUGDT", 0, "count",
-           "{value:.0f} paid invoices due in the same month of earlier years"),
+           "{value:.0f} paid invoices due in this month of the year"),
         _f("hist_month_late_ratio", n, "history",
            "Share paid late of the invoices due in the same calendar month (any year).",
            _OUTCOME, "BSAD-AUGDT", 1, "share",
@@ -379,6 +381,23 @@ def _recency_season_specs() -> list[FeatureSpec]:
            "Recent mean days late (EWM) adjusted for the season the same way.", _OUTCOME,
            "BSAD-AUGDT", 1, "days",
            "at this time of year, recently pays about {value:.0f} days after the due date"),
+        _f("hist_same_segment_n_cleared", n, "history",
+           "Customer's paid invoices posted while it was in its current segment (master data).",
+           _OUTCOME, "KNA1-KTOKD", 0, "count",
+           "{value:.0f} invoices paid since in its current segment"),
+        _f("hist_same_segment_share", n, "history",
+           "Share of the customer's paid invoices posted while it was in its current segment "
+           "(below 1: part of its history is from before a segment change).", _OUTCOME,
+           "KNA1-KTOKD", 0, "share",
+           "{value:.0%} of its payment history is from its current segment"),
+        _f("hist_same_segment_late_ratio", n, "history",
+           "Share paid late of the invoices posted in the customer's current segment.", _OUTCOME,
+           "KNA1-KTOKD", 1, "share",
+           "paid {value:.0%} of its invoices late since in its current segment"),
+        _f("hist_same_segment_avg_days_late", n, "history",
+           "Mean days late of the invoices posted in the customer's current segment.", _OUTCOME,
+           "KNA1-KTOKD", 1, "days",
+           "pays {value:.0f} days after the due date since in its current segment"),
         _f("hist_avg_invoice_amount", n, "history",
            "Mean amount of the customer's other invoices posted before t.", _POST, "BSEG-DMBTR",
            0, "currency", "usually bills {value:,.2f} per invoice"),

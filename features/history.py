@@ -28,11 +28,21 @@ some months of the year):
 - "recent" features read the customer's last RECENT_PAID paid invoices in the order the system
   learned of their clearing (ties at one instant: by invoice id, the largest counting as the most
   recent). The store keeps their days late and days to settle as integers (most recent first), so
-  the exponentially weighted means (EWM_HALFLIFE invoices) and medians are computed per row in
+  the exponentially weighted means (EWM_HALFLIFE invoices), medians and the drift line (least
+  squares of days late over due date, read at this invoice's due date) are computed per row in
   `history_features`, identically for batch and serving.
 - "month" / "season" features aggregate the paid invoices whose net due date fell in the same
   calendar month as this invoice's due date / within one month of it (circular: December is next
   to January), over every year of history known at t. The store keeps counts and sums per month.
+  The season-adjusted EWMs take each recent invoice's season effect out and put this invoice's
+  back (`_season_adjusted`).
+- "undisputed" features leave out paid invoices that had a dispute case known when their
+  outcome was: a dispute delays payment whatever the customer's habit.
+- "same segment" features aggregate the paid invoices posted while the customer was in the
+  segment it is in at t (master as of the posting's known time vs as of t): a customer that
+  changes segment (e.g. billing mode) often changes how it pays, so the older history misleads.
+  They need the master (or the events' attributes); the store keeps the totals for the segment
+  current at its as_of.
 """
 
 from __future__ import annotations
@@ -85,6 +95,11 @@ class CustomerTables:
     paid_due_month: np.ndarray  # 1..12
     paid_due_day: np.ndarray  # day number of the net due date
     by_month: CumTable  # paid invoices per calendar month of their due date
+    # Paid invoices by (customer, segment at posting); None without a master. The segment of a
+    # query is read from `master` as of its t.
+    by_segment: CumTable | None = None
+    master: pd.DataFrame | None = None
+    n_segments: int = 0
 
 
 def _per_invoice_diff(log: ReplayLog, values: np.ndarray) -> np.ndarray:
@@ -93,8 +108,19 @@ def _per_invoice_diff(log: ReplayLog, values: np.ndarray) -> np.ndarray:
     return values - np.where(first, 0, prev)
 
 
-def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfig
-                          ) -> CustomerTables:
+def segment_codes(master: pd.DataFrame, customer_ids: np.ndarray, codes: np.ndarray,
+                  t: np.ndarray) -> tuple[np.ndarray, int]:
+    """Customer segment of each (customer code, t) from the master as of t, as codes into the
+    master's sorted segment values (-1: unknown), and the number of values."""
+    from features.master_asof import master_asof_codes
+
+    seg = master_asof_codes(master, customer_ids, codes, t)["customer_segment"].array
+    return np.asarray(seg.codes, dtype=np.int64), len(seg.categories)
+
+
+def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfig,
+                          master: pd.DataFrame | None = None) -> CustomerTables:
+    """Per-customer step functions of the log; with a master also the history per segment."""
     log = prepare_log(events)
     n = len(log.act)
     cust = log.inv_cust[log.inv]
@@ -149,8 +175,8 @@ def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfi
     late = cleared & (dl > config.grace_days)
     inv_cents = log.cents[log.post_idx[settled]]
     before_term = np.where(tpos > log.inv_start[settled], open_after[np.maximum(tpos - 1, 0)], 0)
-    # Disputed: a dispute case on the invoice was known when its outcome became known (events
-    # replay in known order, so an invoice's first creation has its earliest effective time).
+    # Disputed: a dispute case on the invoice was known no later than its outcome (so the flag
+    # of a settled invoice never changes afterwards).
     cre_all = np.flatnonzero(log.act == ACT[A.DISPUTE_CASE_CREATED])
     first_dispute = np.full(log.n_invoices, _NEVER, dtype=np.int64)
     np.minimum.at(first_dispute, log.inv[cre_all], eff[cre_all])
@@ -175,6 +201,18 @@ def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfi
         month_cols[f"n_cleared_late_due_m{m + 1:02d}"] = here & late[cleared]
         month_cols[f"sum_days_late_due_m{m + 1:02d}"] = np.where(here, dl[cleared], 0)
     by_month = CumTable(log.inv_cust[settled[cleared]], eff[tpos[cleared]], month_cols)
+    by_segment, n_seg = None, 0
+    if master is not None:
+        # The segment the customer had when the invoice was posted (known).
+        paid_inv = settled[cleared]
+        seg, n_seg = segment_codes(master, log.customer_ids, log.inv_cust[paid_inv],
+                                   post_known[paid_inv])
+        has = seg >= 0
+        by_segment = CumTable(log.inv_cust[paid_inv][has] * max(n_seg, 1) + seg[has],
+                              eff[tpos[cleared]][has], {
+                                  "n_cleared": np.ones(int(has.sum()), np.int64),
+                                  "n_cleared_late": late[cleared][has],
+                                  "sum_days_late": dl[cleared][has]})
     days_late_max = RangeMax(outcomes.index.take(np.where(cleared, dl, _NO_MAX)))
 
     def of(*acts: schema.Activity) -> np.ndarray:
@@ -229,7 +267,7 @@ def build_customer_tables(events: pd.DataFrame | ReplayLog, config: FeatureConfi
         paid=paid, paid_days_late=paid.take(dl[cleared]),
         paid_days_to_settle=paid.take(settle_days[cleared]),
         paid_due_month=paid.take(due_month + 1), paid_due_day=paid.take(due_day[settled[cleared]]),
-        by_month=by_month)
+        by_month=by_month, by_segment=by_segment, master=master, n_segments=n_seg)
 
 
 def _month_of_day(day: np.ndarray) -> np.ndarray:
@@ -264,6 +302,8 @@ def aggregate_columns(windows: tuple[int, ...]) -> tuple[str, ...]:
     cols += [f"cust_recent_due_month_{k}" for k in range(1, RECENT_PAID + 1)]
     cols += [f"cust_recent_due_day_{k}" for k in range(1, RECENT_PAID + 1)]
     cols += [f"cust_{c}" for c in _month_columns()]
+    cols += ["cust_n_cleared_same_segment", "cust_n_cleared_late_same_segment",
+             "cust_sum_days_late_same_segment"]
     return tuple(cols)
 
 
@@ -283,10 +323,14 @@ def _aggregates(tables: CustomerTables, q: Queries) -> dict[str, np.ndarray]:
     for name, val in tables.exposure.between(lo, hi).items():
         out[f"cust_{name}"] = val
 
+    windowed = ("n_cleared", "n_cleared_late", "cleared_cents", "cleared_late_cents",
+                "sum_days_late", "sumsq_days_late")
+
     def outcome_block(lo: np.ndarray, hi: np.ndarray, suffix: str) -> None:
-        sums = tables.outcomes.between(lo, hi)
-        for name in ("n_cleared", "n_cleared_late", "cleared_cents", "cleared_late_cents",
-                     "sum_days_late", "sumsq_days_late"):
+        # Windows need only their own columns: no point differencing every running sum.
+        cum = tables.outcomes.cum
+        sums = {name: cum[name][hi] - cum[name][lo] for name in (cum if not suffix else windowed)}
+        for name in windowed:
             out[f"cust_{name}{suffix}"] = sums[name]
         mx = tables.days_late_max.query(lo, hi, _NO_MAX)
         out[f"cust_max_days_late{suffix}"] = np.where(mx > _NO_MAX, mx.astype(np.float64),
@@ -329,6 +373,20 @@ def _aggregates(tables: CustomerTables, q: Queries) -> dict[str, np.ndarray]:
     lo, hi = read(tables.by_month)
     for name, val in tables.by_month.between(lo, hi).items():
         out[f"cust_{name}"] = val
+    names = ("n_cleared", "n_cleared_late", "sum_days_late")
+    if tables.by_segment is None:
+        for name in names:
+            out[f"cust_{name}_same_segment"] = np.zeros(len(q), np.int64)
+    else:
+        # The customer's segment at t picks which of its per-segment histories is read.
+        seg, _ = segment_codes(tables.master, tables.customer_ids, np.maximum(q.codes, 0),
+                               q.times)
+        known = (seg >= 0) & (q.codes >= 0)
+        sq = Queries(np.where(known, q.codes * max(tables.n_segments, 1) + seg, -1), q.times)
+        lo, hi = tables.by_segment.index.first(sq), tables.by_segment.index.right(sq)
+        sums = tables.by_segment.between(lo, hi)
+        for name in names:
+            out[f"cust_{name}_same_segment"] = np.where(known, sums[name], 0)
     ordered = aggregate_columns(tables.windows)
     return {k: out[k] for k in ordered}
 
@@ -348,13 +406,15 @@ def customer_codes(log: ReplayLog, customer_ids: object) -> np.ndarray:
 
 def customer_aggregates_at(events: pd.DataFrame | ReplayLog, customer_ids: object,
                            times: object, config: FeatureConfig = FeatureConfig(),
-                           tables: CustomerTables | None = None) -> pd.DataFrame:
+                           tables: CustomerTables | None = None,
+                           master: pd.DataFrame | None = None) -> pd.DataFrame:
     """Running customer totals (aggregate_columns) as of each (customer, t), own invoice included.
 
-    A customer the log does not know gets zero totals and NaT times.
+    A customer the log does not know gets zero totals and NaT times. Without a master (and
+    without tables built with one) the per-segment totals are 0.
     """
     log = prepare_log(events)
-    tables = tables or build_customer_tables(log, config)
+    tables = tables or build_customer_tables(log, config, master)
     codes = customer_codes(log, customer_ids)
     return aggregates_for_codes(tables, codes, times_us(times, len(codes)))
 
@@ -363,6 +423,27 @@ def aggregates_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarra
                          ) -> pd.DataFrame:
     """customer_aggregates_at for customer codes of the log (-1: unknown customer)."""
     return _aggregate_frame(_aggregates(tables, Queries(codes, t)))
+
+
+HISTORY_CHUNK_ROWS = 250_000
+
+
+def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
+                      state: pd.DataFrame, config: FeatureConfig = FeatureConfig()
+                      ) -> tuple[pd.DataFrame, np.ndarray]:
+    """history_features of rows (customer code, t) with their item states, and each customer's
+    open amount at t; in chunks of HISTORY_CHUNK_ROWS rows, so that the ~150 aggregate columns
+    of a large training set never sit in memory all at once (the result is the same)."""
+    features, customer_open = [], []
+    for lo in range(0, max(len(codes), 1), HISTORY_CHUNK_ROWS):
+        part = slice(lo, lo + HISTORY_CHUNK_ROWS)
+        aggs = aggregates_for_codes(tables, codes[part], t[part])
+        aggs.index = state.index[part]
+        features.append(history_features(aggs, state.iloc[part], t[part], config))
+        customer_open.append(aggs["cust_open_cents"].to_numpy() / 100.0)
+        del aggs
+    frame = features[0] if len(features) == 1 else pd.concat(features)
+    return frame, np.concatenate(customer_open)
 
 
 def history_table(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
@@ -377,11 +458,11 @@ def history_table(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
     when = log.end_time if as_of is None else to_us(as_of)
     ids = pd.Series(log.customer_ids, dtype="str")
     t = np.full(len(ids), when, dtype=np.int64)
-    aggs = customer_aggregates_at(log, ids, t, config)
     if master is None:
         if not isinstance(events, pd.DataFrame):
             raise ValueError("history_table needs the events DataFrame or a master table")
         master = master_from_events(events)
+    aggs = customer_aggregates_at(log, ids, t, config, master=master)
     attrs = master_asof(master, ids, t)
     head = pd.DataFrame({"customer_id": ids, "as_of": t.view("datetime64[us]")})
     return pd.concat([head, aggs, attrs], axis=1)
@@ -418,7 +499,9 @@ RECENCY_SEASON_FEATURES: tuple[str, ...] = (
     "hist_month_n_cleared", "hist_month_late_ratio", "hist_month_avg_days_late",
     "hist_season_n_cleared", "hist_season_late_ratio", "hist_season_avg_days_late",
     "hist_season_excess_days_late", "hist_ewm_late_ratio_season_adj",
-    "hist_ewm_days_late_season_adj", "hist_avg_invoice_amount", "amount_vs_customer_avg",
+    "hist_ewm_days_late_season_adj", "hist_same_segment_n_cleared",
+    "hist_same_segment_share", "hist_same_segment_late_ratio", "hist_same_segment_avg_days_late",
+    "hist_avg_invoice_amount", "amount_vs_customer_avg",
 )
 
 
@@ -455,7 +538,8 @@ def _season_adjusted(g: dict[str, np.ndarray], n_paid: np.ndarray, month: np.nda
     n_m, late_m, days_m = per_month
 
     def window(table: np.ndarray) -> np.ndarray:  # months m-1, m, m+1 (circular)
-        return np.roll(table, 1, axis=1) + table + np.roll(table, -1, axis=1)
+        wrapped = np.concatenate([table[:, -1:], table, table[:, :1]], axis=1)
+        return wrapped[:, :-2] + wrapped[:, 1:-1] + wrapped[:, 2:]
 
     n_w = window(n_m)
     overall_late = np.nan_to_num(out["hist_late_ratio"])[:, None]
@@ -518,12 +602,13 @@ def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str
     out["hist_ewm_days_to_settle"] = _ewm(settle)
     out["hist_ewm_late_ratio"] = _ewm(np.where(np.isnan(late_days), np.nan,
                                                (late_days > config.grace_days).astype(float)))
-    head = late_days[:, :RECENT_MEDIAN]
-    some = (~np.isnan(head)).any(axis=1)
-    med = np.full(len(head), np.nan)
-    if some.any():
-        med[some] = np.nanmedian(head[some], axis=1)
-    out["hist_recent_median_days_late"] = med
+    # Median of the first k non-missing values (missing ones sort last): the middle one or two.
+    head = np.sort(late_days[:, :RECENT_MEDIAN], axis=1)
+    k = (~np.isnan(head)).sum(axis=1)
+    lo_i = np.maximum((k - 1) // 2, 0)[:, None]
+    hi_i = np.maximum(k // 2, 0).clip(max=RECENT_MEDIAN - 1)[:, None]
+    med = (np.take_along_axis(head, lo_i, axis=1) + np.take_along_axis(head, hi_i, axis=1)) / 2
+    out["hist_recent_median_days_late"] = np.where(k > 0, med[:, 0], np.nan)
     ws = sorted(_windows(config))
     short = out[f"hist_avg_days_late_{ws[0]}d"] if ws else out["hist_avg_days_late"]
     long_ = out[f"hist_avg_days_late_{ws[-1]}d"] if len(ws) > 1 else out["hist_avg_days_late"]
@@ -556,6 +641,12 @@ def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str
     out["hist_season_excess_days_late"] = (out["hist_season_avg_days_late"]
                                            - out["hist_avg_days_late"])
     _season_adjusted(g, n_paid, month, has_due, (n_m, late_m, days_m), late_days, out, config)
+    n_same = g["cust_n_cleared_same_segment"].astype(np.float64)
+    out["hist_same_segment_n_cleared"] = n_same
+    out["hist_same_segment_share"] = _ratio(n_same, n_paid)
+    out["hist_same_segment_late_ratio"] = _ratio(g["cust_n_cleared_late_same_segment"], n_same)
+    out["hist_same_segment_avg_days_late"] = _ratio(g["cust_sum_days_late_same_segment"],
+                                                    n_same)
 
     amount = state["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
     own_cents = _cents(np.nan_to_num(amount))
@@ -674,6 +765,6 @@ def join_history(state: pd.DataFrame, table: pd.DataFrame, t: object,
     return pd.concat([master, hist], axis=1)
 
 
-__all__ = ["build_customer_tables", "customer_aggregates_at", "history_table",
-           "history_features", "join_history", "aggregate_columns", "history_feature_columns",
-           "CustomerTables"]
+__all__ = ["build_customer_tables", "customer_aggregates_at", "history_for_codes",
+           "history_table", "history_features", "join_history", "aggregate_columns",
+           "history_feature_columns", "segment_codes", "CustomerTables"]

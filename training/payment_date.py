@@ -9,19 +9,25 @@ Why this design. Invoices still open at a cut-off are exactly the slow ones, so 
    cleared). The q-quantile of the clipped target equals the true q-quantile wherever that is
    below H, so the clip costs nothing except in the far tail (an estimate of H reads "H days or
    later").
-2. The boosters learn the clearing date relative to the due date, r = days to clear - days from t
-   to the due date, and the offset is added back at scoring. The offset is a known function of
+2. The boosters learn the clearing date relative to the due date plus an anchor, r = days to
+   clear - days from t to the due date - the anchor feature (`training.payment_anchor`, by
+   default the customer's recent exponentially weighted days late; 0 when unknown), and the
+   offset is added back at scoring (`payment_offset`, which reads the anchor's name from the
+   bundle's payment dict, so older bundles keep their due-date-only offset). The anchor lets a
+   customer who pays later than anything in the training rows (a drifting payer) be followed
+   instead of capped at the largest leaf value. The offset is a known function of
    the row, so the quantiles of r + offset are the quantiles of r shifted by it - but trees no
    longer have to approximate "days to due + customer habit" with steps, which is what made a
    model on days-to-clear itself barely beat the customer-average baseline. Three LightGBM
    quantile boosters (alpha 0.1 / 0.5 / 0.9) are fitted; their predictions are sorted per row
    ("rearrangement"), which can only move each estimate towards the truth and guarantees
    P10 <= P50 <= P90; days are floored at 0 (monotone, so the order survives).
-3. A one-sided conformal shift (in days) of P10 and P90 is fitted on the later calibration slice
-   so each side misses about 10 % (target coverage 80 %). It stays censoring-aware: whether
-   y > P90 is observable at cut-off c for every row with t + P90 <= c (either it cleared before
-   P90 or it was still open, a miss) - a selection on the prediction, never on the outcome; the
-   same holds for P10. The result is re-checked for crossing.
+3. A one-sided conformal shift (in days) of P10 and P90 is fitted on later slices (the
+   out-of-time folds of training.pipeline.fit_bundle: each predicted by quantile boosters fitted
+   on the rows before it) so each side misses about 10 % (target coverage 80 %). It stays
+   censoring-aware: whether y > P90 is observable at cut-off c for every row with t + P90 <= c
+   (either it cleared before P90 or it was still open, a miss) - a selection on the prediction,
+   never on the outcome; the same holds for P10. The result is re-checked for crossing.
 
 `censored_coverage` evaluates intervals the same way on the test slice.
 """

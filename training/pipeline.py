@@ -1,6 +1,14 @@
 """Training pipeline: split -> min-data gate -> (tune) -> fit -> calibrate -> score the test slice
 -> evaluate (with engineer B's baselines / report / plots) -> log to MLflow -> register + gate.
 
+Fit and calibrate (`fit_bundle`): out-of-time folds (the calibration slice and the equally long
+slices before it) are each predicted by models fitted on the rows before them; those predictions
+choose the risk booster's number of rounds (summed out-of-time log-loss) and fit the calibrator
+and the conformal shift. The final boosters are then refitted on train + calibration with labels
+as known at the calibration end (`training.refit_on_calibration`), so the model that meets the
+test slice has seen the latest six months - which matters for customers whose habits drift.
+Nothing is fitted, chosen or calibrated on the test slice.
+
 `train(rows, config, seed, truth=None, tracking_uri=None)` is the one entry point; `evaluate(...)`
 re-scores a registered model on the test slice of new rows. Deterministic: one seed drives every
 booster (deterministic=True, force_row_wise, fixed num_threads) and the tuner, so the same rows,

@@ -21,6 +21,12 @@ outcome), so the selected rows are a fair sample:
   clip; an estimate at H reads "H days or later".)
 Rows of snapshot kinds the models do not learn from (e.g. "now") stay in their split and are
 counted, never dropped; rows after the test end are counted in `after_test_end`.
+
+Beyond the three splits (training.pipeline uses them to calibrate, then refits): `rolling_folds`
+gives out-of-time steps - slices as long as the calibration slice ending at the calibration end,
+each with the rows before it labelled at the slice's start - and `refit_frame` the train +
+calibration rows labelled at the calibration end. Neither ever reads a test row or a label known
+only after the calibration end.
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ class SplitResult:
 @dataclass(frozen=True)
 class Fold:
     """One out-of-time step: fit on `fit` (snapshots <= start, labelled at start), predict
-    `predict` (start < snapshot <= end, labelled at `label_end`)."""
+    `predict` (start < snapshot <= end, labelled at the calibration end)."""
 
     start: pd.Timestamp
     end: pd.Timestamp

@@ -266,6 +266,7 @@ class Reference:
         f["n_disputes"] = s["n_disp"]
         f["payment_block_active"] = s["block"]
 
+        self.t_now = t
         f.update(self._history(inv, t, s, post["cust"]))
         f.update(self._master(post["cust"], t, f["_cust_open"]))
         del f["_cust_open"]
@@ -323,7 +324,8 @@ class Reference:
                         and max(e["known"], post["known"]) <= shown for e in self.by_invoice[inv])
                     paid.append((shown, inv, days_late,
                                  _day(term["etime"]) - _day(post["etime"]), due_month, disputed,
-                                 _day(post["due"])))
+                                 _day(post["due"]),
+                                 self._master(cust, post["known"], 0)["customer_segment"]))
                 continue
             n_open += 1
             open_cents += s["open"]
@@ -445,6 +447,13 @@ class Reference:
         out["hist_season_excess_days_late"] = (out["hist_season_avg_days_late"]
                                                - f["hist_avg_days_late"])
         out.update(self._season_adjusted(paid, latest_first, month, f))
+        segment_now = self._master(self.posting[own]["cust"], self.t_now, 0)["customer_segment"]
+        same = [p for p in paid if segment_now is not None and p[7] == segment_now]
+        out["hist_same_segment_n_cleared"] = len(same)
+        out["hist_same_segment_share"] = _ratio(len(same), len(paid))
+        out["hist_same_segment_late_ratio"] = _ratio(
+            sum(1 for p in same if p[2] > cfg.grace_days), len(same))
+        out["hist_same_segment_avg_days_late"] = _ratio(sum(p[2] for p in same), len(same))
         own_cents = self.posting[own]["cents"]
         avg = posted_cents / n_posted / 100 if n_posted else NAN
         out["hist_avg_invoice_amount"] = avg
