@@ -40,11 +40,12 @@ ui: venv ## Open the MLflow UI on the embedded SQLite store
 sample: venv ## Regenerate the committed sample ledger in data/sample/
 	$(BIN)/paydelay sample
 
-bench: venv ## Run the speed and scale benchmarks (long: minutes)
+bench: venv ## Run the speed, scale and model-target benchmarks (long: minutes)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_http.py
+	$(BIN)/python benchmarks/model_targets.py
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -10,7 +10,9 @@ warm-up):
 - rerank_request: the whole in-process request - validated items -> item-state frame -> features
   (batch code) -> scores -> rule strategy -> order -> SHAP of every item -> top-3 sentences ->
   JSON bytes (what /rerank does after BentoML parsed the body);
-- rerank_model: the same from ready feature rows (no feature computation, no JSON);
+- rerank_model: the same from ready feature columns (no request parsing, no feature
+  computation, no JSON): matrix, boosters, rule strategy, order, SHAP, sentences, as the
+  handler runs them (the explainer and one booster on the helper thread);
 - predict: the risk booster's plain `predict` on the same rows (one thread);
 - pred_contrib: LightGBM's `predict(pred_contrib=True)` on the same rows (its default threads);
 - treeshap: serving.treeshap's tabulated TreeSHAP alone (what the re-rank uses);
@@ -101,12 +103,12 @@ def main(argv=None) -> dict:
 
     from features.item_state import ITEM_STATE_COLUMNS
     from serving.api_models import ApiModels, items_payload
-    from serving.explain import contributions
-    from serving.handlers import handle_rerank, templates, to_json
-    from serving.predict import feature_rows, model_matrix, score_matrix, settle_heap
+    from serving.handlers import handle_rerank, rule_frame, templates, to_json
+    from serving.predict import (feature_columns, model_matrix, score_and_explain_columns,
+                                 settle_heap)
     from serving.reasons import top_reasons
-    from serving.rerank import rerank
-    from serving.validation import items_frame
+    from serving.rerank import rerank_groups
+    from serving.validation import items_columns
     from training.rules import rule_points
 
     t0 = time.perf_counter()
@@ -117,16 +119,20 @@ def main(argv=None) -> dict:
                        "capacity": 50})
     req = api.RerankRequest.model_validate_json(body)
     booster = model.bundle.risk
-    rows = feature_rows(model, items_frame(req.items, ITEM_STATE_COLUMNS), as_of)
-    X = model_matrix(model, rows)
+    cols = feature_columns(model, items_columns(req.items, ITEM_STATE_COLUMNS), as_of)
+    cols["request"] = np.zeros(len(state), dtype=np.int64)
+    X = model_matrix(model, cols)
     names = list(model.feature_names)
     settle_heap()  # as the service does once the model is loaded
 
     def model_part():
-        scored = pd.concat([rows, score_matrix(model, rows, X)], axis=1)
-        order, _ = rerank(scored, rule_points(scored, model.rules), 50)
+        scored, _, phi = score_and_explain_columns(model, cols)
+        keys = ("customer_id", "request")
+        rules = rule_points(rule_frame(scored, model.rules, keys), model.rules,
+                            group_keys=keys)
+        order, _ = rerank_groups(scored, rules, scored["request"], [50])
         pos = order["position"].to_numpy()
-        phi = contributions(model, X[pos])
+        phi = phi[pos]
         return top_reasons(phi[:, :-1], scored, names, templates(model), 3, positions=pos)
 
     figures = {

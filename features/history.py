@@ -56,7 +56,7 @@ from features import schema
 from features.config import FeatureConfig
 from features.invoice_features import day_number, times_us
 from features.item_state import (ACT, DAY_US, NAT, CumTable, Queries, RangeMax, ReplayLog,
-                                 StepIndex, open_cents_after, prepare_log, to_us)
+                                 StepIndex, column_array, open_cents_after, prepare_log, to_us)
 
 A = schema.Activity
 _NEVER = np.iinfo(np.int64).max
@@ -579,7 +579,7 @@ def _drift(g: dict[str, np.ndarray], n_paid: np.ndarray, late_days: np.ndarray,
         sxy = (dx * np.where(ok, late_days - my[:, None], 0.0)).sum(axis=1)
         usable = (n >= SLOPE_MIN_PAID) & (sxx > 0)
         slope = np.where(usable, sxy / np.where(usable, sxx, 1.0), np.nan)
-    due = day_number(state["net_due_date"].to_numpy(dtype="datetime64[us]").view(np.int64))
+    due = day_number(column_array(state, "net_due_date", "datetime64[us]").view(np.int64))
     due = np.where(due != NAT, due, np.nan).astype(np.float64)
     out["hist_days_late_slope"] = slope * 30.0
     out["hist_days_late_trend_at_due"] = my + slope * (due - mx)
@@ -615,7 +615,7 @@ def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str
     out["hist_days_late_trend"] = short - long_
     _drift(g, n_paid, late_days, state, out)
 
-    due_day = day_number(state["net_due_date"].to_numpy(dtype="datetime64[us]").view(np.int64))
+    due_day = day_number(column_array(state, "net_due_date", "datetime64[us]").view(np.int64))
     has_due = due_day != NAT
     month = np.where(has_due, _month_of_day(np.where(has_due, due_day, 0)), 0)
     rows = np.arange(len(month))
@@ -648,7 +648,7 @@ def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str
     out["hist_same_segment_avg_days_late"] = _ratio(g["cust_sum_days_late_same_segment"],
                                                     n_same)
 
-    amount = state["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
+    amount = column_array(state, "amount", np.float64)
     own_cents = _cents(np.nan_to_num(amount))
     n_other = np.maximum(g["cust_n_posted"] - 1, 0)
     other_cents = np.maximum(g["cust_posted_cents"] - own_cents, 0)
@@ -668,10 +668,20 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def history_features(aggregates: pd.DataFrame, state: pd.DataFrame, t: object,
                      config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
     """History features of each row from its customer's aggregates and its own item state."""
-    n = len(state)
-    if len(aggregates) != n:
-        raise ValueError(f"{len(aggregates)} aggregate rows for {n} item states")
+    if len(aggregates) != len(state):
+        raise ValueError(f"{len(aggregates)} aggregate rows for {len(state)} item states")
     g = {c: aggregates[c].to_numpy() for c in aggregates.columns}
+    return pd.DataFrame(history_feature_arrays(g, state, t, config), index=state.index,
+                        copy=False)
+
+
+def history_feature_arrays(g: dict[str, np.ndarray], state: object, t: object,
+                           config: FeatureConfig = FeatureConfig()) -> dict[str, np.ndarray]:
+    """history_features as arrays (history_feature_columns order) from the aggregates as a
+    mapping of numpy arrays and the item states as a frame or a mapping of numpy arrays."""
+    n = len(column_array(state, "open_amount"))
+    if len(g["cust_n_posted"]) != n:
+        raise ValueError(f"{len(g['cust_n_posted'])} aggregate rows for {n} item states")
     tt = times_us(t, n)
     t_day = day_number(tt)
     out: dict[str, np.ndarray] = {}
@@ -699,8 +709,8 @@ def history_features(aggregates: pd.DataFrame, state: pd.DataFrame, t: object,
     out["hist_n_written_off"] = g["cust_n_written_off"].astype(np.float64)
     out["hist_written_off_amount"] = g["cust_written_off_cents"] / 100.0
 
-    own_cents = _cents(state["open_amount"])
-    due_day = day_number(state["net_due_date"].to_numpy(dtype="datetime64[us]").view(np.int64))
+    own_cents = _cents(column_array(state, "open_amount", np.float64))
+    due_day = day_number(column_array(state, "net_due_date", "datetime64[us]").view(np.int64))
     own_overdue = (t_day >= due_day + 1).astype(np.int64)
     # Clipped at 0: a stale online store may not know the item yet (never happens in batch).
     n_open_o = np.maximum(g["cust_n_open"] - 1, 0)
@@ -712,21 +722,21 @@ def history_features(aggregates: pd.DataFrame, state: pd.DataFrame, t: object,
         g["cust_overdue_cents"] - own_overdue * own_cents, 0) / 100.0
     due_sum_o = g["cust_overdue_due_sum"] - own_overdue * due_day
     out["hist_avg_days_overdue_other"] = _ratio(n_ov_o * t_day - due_sum_o, n_ov_o)
-    n_prom_o = np.maximum(g["cust_n_promises"] - state["n_promises"].to_numpy(np.int64), 0)
+    n_prom_o = np.maximum(g["cust_n_promises"] - column_array(state, "n_promises", np.int64), 0)
     n_brk_o = np.maximum(
-        g["cust_n_promises_broken"] - state["n_promises_broken"].to_numpy(np.int64), 0)
+        g["cust_n_promises_broken"] - column_array(state, "n_promises_broken", np.int64), 0)
     out["hist_n_promises_other"] = n_prom_o.astype(np.float64)
     out["hist_promise_broken_rate"] = _ratio(n_brk_o, n_prom_o)
     out["hist_n_disputes_other"] = np.maximum(
-        g["cust_n_disputes"] - state["n_disputes"].to_numpy(np.int64), 0).astype(np.float64)
-    last_disp = state["last_dispute_time"].to_numpy(dtype="datetime64[us]").view(np.int64)
+        g["cust_n_disputes"] - column_array(state, "n_disputes", np.int64), 0).astype(np.float64)
+    last_disp = column_array(state, "last_dispute_time", "datetime64[us]").view(np.int64)
     for w in _windows(config):
         own_in = ((last_disp != NAT) & (last_disp <= tt) & (last_disp > tt - w * DAY_US))
         out[f"hist_n_disputed_invoices_{w}d"] = np.maximum(
             g[f"cust_n_disputed_invoices_{w}d"] - own_in, 0).astype(np.float64)
 
     def since(col: str) -> np.ndarray:
-        v = aggregates[col].to_numpy(dtype="datetime64[us]").view(np.int64)
+        v = column_array(g, col, "datetime64[us]").view(np.int64)
         return np.where(v != NAT, (tt - np.where(v != NAT, v, 0)) / DAY_US, np.nan)
 
     out["hist_days_since_last_payment"] = since("cust_last_payment_time")
@@ -734,8 +744,7 @@ def history_features(aggregates: pd.DataFrame, state: pd.DataFrame, t: object,
     out["hist_customer_tenure_days"] = since("cust_first_posting_time")
     out["cold_start"] = out["hist_n_cleared"] < config.cold_start_min_cleared
     _recency_season(g, state, out, config)
-    return pd.DataFrame({k: out[k] for k in history_feature_columns(config)}, index=state.index,
-                        copy=False)
+    return {k: out[k] for k in history_feature_columns(config)}
 
 
 def join_history(state: pd.DataFrame, table: pd.DataFrame, t: object,
@@ -766,5 +775,5 @@ def join_history(state: pd.DataFrame, table: pd.DataFrame, t: object,
 
 
 __all__ = ["build_customer_tables", "customer_aggregates_at", "history_for_codes",
-           "history_table", "history_features", "join_history", "aggregate_columns",
-           "history_feature_columns", "segment_codes", "CustomerTables"]
+           "history_table", "history_features", "history_feature_arrays", "join_history",
+           "aggregate_columns", "history_feature_columns", "segment_codes", "CustomerTables"]

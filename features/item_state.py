@@ -86,6 +86,19 @@ def to_us(when: object) -> int:
     return int(pd.Timestamp(when).as_unit("us").asm8.view(np.int64))
 
 
+def column_array(frame: object, name: str, dtype: object = None) -> np.ndarray:
+    """Column `name` of a DataFrame, or of a mapping of numpy arrays, as a numpy array of dtype.
+
+    The item-state feature functions read their inputs through this, so the batch pipeline can
+    pass frames and serving can pass the arrays a request was parsed into: selecting a column of
+    a frame costs tens of microseconds, which on a 500-item request is most of the work.
+    """
+    col = frame[name]
+    if isinstance(col, np.ndarray):
+        return col if dtype is None else col.astype(dtype, copy=False)
+    return col.to_numpy(dtype=dtype)
+
+
 # --------------------------------------------------------------------------- step index ------
 class Queries:
     """As-of questions (group code, t), with their (code, t) sort order computed once.
@@ -599,6 +612,7 @@ def item_state_at(events: pd.DataFrame | ReplayLog, snapshots: pd.DataFrame) -> 
     return state_frame(state_arrays(log, inv, times))
 
 
-__all__ = ["ITEM_STATE_COLUMNS", "ReplayLog", "prepare_log", "item_state_at", "state_arrays",
-           "state_frame", "StepIndex", "Queries", "CumTable", "RangeMax", "open_cents_after",
-           "dispute_deltas", "event_positions", "ids_series", "to_us", "DAY_US", "NAT", "ACT"]
+__all__ = ["ITEM_STATE_COLUMNS", "column_array", "ReplayLog", "prepare_log", "item_state_at",
+           "state_arrays", "state_frame", "StepIndex", "Queries", "CumTable", "RangeMax",
+           "open_cents_after", "dispute_deltas", "event_positions", "ids_series", "to_us",
+           "DAY_US", "NAT", "ACT"]

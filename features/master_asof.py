@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.invoice_features import times_us
-from features.item_state import Queries, StepIndex
+from features.invoice_features import as_categorical, times_us
+from features.item_state import Queries, StepIndex, column_array
 
 MASTER_ATTRIBUTES: tuple[str, ...] = ("risk_category", "credit_limit", "customer_segment",
                                       "collector")
@@ -104,30 +104,31 @@ def master_asof_codes(master: pd.DataFrame, universe: np.ndarray, codes: np.ndar
     return pd.DataFrame(out, copy=False)
 
 
-def _as_category(values: pd.Series) -> pd.Categorical:
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.array
-    return pd.Categorical(values.astype("str").to_numpy(dtype=object, na_value=None))
-
-
 def master_features(attrs: pd.DataFrame, customer_open_amount: np.ndarray) -> pd.DataFrame:
     """Master features: attributes as categories, credit_limit, and credit_used_ratio.
 
     credit_used_ratio = the customer's open amount at t (all its open invoices, this one
     included) / credit limit; NaN without a positive credit limit.
     """
-    limit = attrs["credit_limit"].to_numpy(dtype=np.float64)
+    return pd.DataFrame(master_feature_arrays(attrs, customer_open_amount), index=attrs.index,
+                        copy=False)
+
+
+def master_feature_arrays(attrs: object, customer_open_amount: np.ndarray
+                          ) -> dict[str, object]:
+    """master_features as arrays, from a frame of MASTER_ATTRIBUTES or a mapping of them
+    (strings as Categorical or object arrays)."""
+    limit = column_array(attrs, "credit_limit", np.float64)
     has = limit > 0
     used = np.asarray(customer_open_amount, dtype=np.float64)
-    out = {
-        "risk_category": _as_category(attrs["risk_category"]),
+    return {
+        "risk_category": as_categorical(attrs["risk_category"]),
         "credit_limit": limit,
         "credit_used_ratio": np.where(has, used / np.where(has, limit, 1.0), np.nan),
-        "customer_segment": _as_category(attrs["customer_segment"]),
-        "collector": _as_category(attrs["collector"]),
+        "customer_segment": as_categorical(attrs["customer_segment"]),
+        "collector": as_categorical(attrs["collector"]),
     }
-    return pd.DataFrame(out, index=attrs.index, copy=False)
 
 
-__all__ = ["master_asof", "master_asof_codes", "master_features", "master_from_events",
-           "MASTER_ATTRIBUTES", "MASTER_FEATURE_COLUMNS"]
+__all__ = ["master_asof", "master_asof_codes", "master_features", "master_feature_arrays",
+           "master_from_events", "MASTER_ATTRIBUTES", "MASTER_FEATURE_COLUMNS"]

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
-from serving.predict import ServingModel, predict
-from serving.validation import check_items, items_frame
+from features.item_state import column_array
+from serving.predict import (ServingModel, feature_columns, predict_columns,
+                             score_and_explain_columns)
+from serving.validation import check_items, items_columns
 
 
 class Refused(Exception):
@@ -56,7 +58,7 @@ def _state(model: ServingModel, items: list, as_of: datetime, container: str = "
     if len(items) > cfg.max_items:
         raise Refused(413, f"{len(items)} items exceed the limit of {cfg.max_items} per request "
                            "(ServingConfig.max_items); split the worklist")
-    state = items_frame(items, ITEM_STATE_COLUMNS)
+    state = items_columns(items, ITEM_STATE_COLUMNS)
     checked = check_items(state, as_of, model.bundle.categories,
                           cfg.refuse_unknown_categories, container, indexed,
                           history_as_of=model.store.as_of)
@@ -72,23 +74,24 @@ _FLOATS = ("p_late", "p_bucket_0", "p_bucket_1", "p_bucket_2", "p_bucket_3", "p_
 _DATES = ("pay_date_p10", "pay_date_p50", "pay_date_p90")
 
 
-def _columns(scored: pd.DataFrame, pos: np.ndarray) -> dict[str, list]:
-    """ScoredItem fields (but warnings) as lists, rows taken at positions `pos`."""
+def _columns(scored: dict, pos: np.ndarray) -> dict[str, list]:
+    """ScoredItem fields (but warnings) as lists, rows taken at positions `pos` of the scored
+    columns (serving.predict.score_columns)."""
     cols: dict[str, list] = {
-        "invoice_id": scored["invoice_id"].astype("str").to_numpy(dtype=object)[pos].tolist(),
-        "customer_id": scored["customer_id"].astype("str").to_numpy(dtype=object)[pos].tolist(),
+        "invoice_id": scored["invoice_id"][pos].tolist(),
+        "customer_id": scored["customer_id"][pos].tolist(),
     }
     for name in _FLOATS[:6]:
-        cols[name] = scored[name].to_numpy(dtype=np.float64)[pos].tolist()
-    cols["risk_class"] = scored["risk_class"].astype("str").to_numpy(dtype=object)[pos].tolist()
+        cols[name] = column_array(scored, name, np.float64)[pos].tolist()
+    cols["risk_class"] = scored["risk_class"][pos].tolist()
     for name in _FLOATS[6:9]:
-        cols[name] = scored[name].to_numpy(dtype=np.float64)[pos].tolist()
+        cols[name] = column_array(scored, name, np.float64)[pos].tolist()
     for name in _DATES:
-        days = scored[name].to_numpy(dtype="datetime64[D]")[pos]
+        days = column_array(scored, name, "datetime64[D]")[pos]
         cols[name] = np.where(np.isnat(days), None, days.astype(str)).tolist()
-    cols["expected_amount_at_risk"] = scored["expected_amount_at_risk"].to_numpy(
-        dtype=np.float64)[pos].tolist()
-    cols["cold_start"] = scored["cold_start"].to_numpy(dtype=bool)[pos].tolist()
+    cols["expected_amount_at_risk"] = column_array(
+        scored, "expected_amount_at_risk", np.float64)[pos].tolist()
+    cols["cold_start"] = column_array(scored, "cold_start", bool)[pos].tolist()
     return cols
 
 
@@ -120,16 +123,19 @@ class _Batch:
     """The valid jobs of a batch scored together: their rows, one after the other."""
 
     jobs: list  # (job index, as_of) of the valid jobs
-    scored: pd.DataFrame
+    scored: dict  # column arrays (serving.predict.score_columns)
     X: np.ndarray
     bounds: np.ndarray  # row range of valid job k: bounds[k]:bounds[k + 1]
     warnings: list  # per row
+    phi: np.ndarray | None = None  # the rows' SHAP values (when asked to explain)
 
 
-def _score_batch(model: ServingModel, jobs: list[Job]) -> tuple[list, _Batch | None]:
+def _score_batch(model: ServingModel, jobs: list[Job], explain: bool = False
+                 ) -> tuple[list, _Batch | None]:
     """Validate each job (a refusal stays with its job), then score all valid items at once:
     features at each item's own as_of, one model matrix, one pass of every booster. The items of
     all jobs are converted and checked together too: per-request costs are what batching saves.
+    explain: also the contributions of every row (reasons), computed beside the boosters.
     """
     from features.item_state import ITEM_STATE_COLUMNS
 
@@ -148,7 +154,7 @@ def _score_batch(model: ServingModel, jobs: list[Job]) -> tuple[list, _Batch | N
         return results, None
     sizes = np.array([len(jobs[j].items) for j in ok])
     group = np.repeat(np.arange(len(ok)), sizes)
-    state = items_frame([it for j in ok for it in jobs[j].items], ITEM_STATE_COLUMNS)
+    state = items_columns([it for j in ok for it in jobs[j].items], ITEM_STATE_COLUMNS)
     row_t = np.repeat(np.array([np.datetime64(pd.Timestamp(times[j]).as_unit("us"))
                                 for j in ok], dtype="datetime64[us]"), sizes)
     checked = check_items(state, row_t, model.bundle.categories, cfg.refuse_unknown_categories,
@@ -161,15 +167,16 @@ def _score_batch(model: ServingModel, jobs: list[Job]) -> tuple[list, _Batch | N
     if not keep.any():
         return results, None
     if not keep.all():
-        state = state[keep].reset_index(drop=True)
+        state = {name: values[keep] for name, values in state.items()}
         row_t, group = row_t[keep], group[keep]
     warnings = [w for w, k in zip(checked.warnings, keep) if k]
     valid = [(ok[g], times[ok[g]]) for g in range(len(ok)) if g not in bad]
     sizes = np.array([int(s) for g, s in enumerate(sizes) if g not in bad])
-    scored, X = predict(model, state, row_t)
+    cols = feature_columns(model, state, row_t)
+    scored, X, phi = score_and_explain_columns(model, cols, explain=explain)
     scored["request"] = np.repeat(np.arange(len(valid)), sizes)  # rule groups stay per request
     return results, _Batch(valid, scored, X, np.concatenate([[0], np.cumsum(sizes)]),
-                           warnings)
+                           warnings, phi)
 
 
 def score_many(model: ServingModel, jobs: list[Job]) -> list:
@@ -177,7 +184,7 @@ def score_many(model: ServingModel, jobs: list[Job]) -> list:
     results, batch = _score_batch(model, jobs)
     if batch is None:
         return results
-    n = len(batch.scored)
+    n = len(batch.X)
     cols = _columns(batch.scored, np.arange(n))
     info = model_info(model)
     cols["warnings"] = batch.warnings
@@ -188,29 +195,41 @@ def score_many(model: ServingModel, jobs: list[Job]) -> list:
     return results
 
 
+def rule_frame(scored: dict, strategy, group_keys: tuple[str, ...]) -> pd.DataFrame:
+    """The scored columns a rule strategy reads (training.rules.strategy_columns), as the
+    frame rule_points takes: it valuates them exactly as the whole rows, without building a
+    frame of every feature."""
+    from training.rules import strategy_columns
+
+    needed = strategy_columns(strategy, group_keys)
+    return pd.DataFrame({c: (pd.Series(scored[c], dtype=object)  # ids: no str conversion
+                             if scored[c].dtype == object else scored[c])
+                         for c in needed if c in scored}, copy=False)
+
+
 def rerank_many(model: ServingModel, jobs: list[Job]) -> list:
     """RerankResponse data (or a Refused) per job: items from rank 1 down, the rule strategy's
     priority and rank beside each, top reasons each."""
-    from serving.explain import contributions
     from serving.reasons import top_reasons
     from serving.rerank import rerank_groups
     from training.rules import rule_points
 
-    results, batch = _score_batch(model, jobs)
+    results, batch = _score_batch(model, jobs, explain=True)
     if batch is None:
         return results
     scored = batch.scored
-    rules = rule_points(scored, model.rules, group_keys=("customer_id", "request"))
+    keys = ("customer_id", "request")
+    rules = rule_points(rule_frame(scored, model.rules, keys), model.rules, group_keys=keys)
     capacities = [jobs[j].capacity for j, _ in batch.jobs]
-    order, summaries = rerank_groups(scored, rules, scored["request"].to_numpy(), capacities)
+    order, summaries = rerank_groups(scored, rules, scored["request"], capacities)
     pos = order["position"].to_numpy()
-    phi = contributions(model, batch.X[pos], exact=False)
+    phi = batch.phi[pos]
     cols = _columns(scored, pos)
     cols["warnings"] = [batch.warnings[i] for i in pos]
     cols["rank"] = order["rank"].tolist()
     cols["in_capacity"] = order["in_capacity"].tolist()
-    cols["open_amount"] = scored["open_amount"].to_numpy(dtype=np.float64)[pos].tolist()
-    cols["days_overdue"] = scored["days_overdue"].to_numpy(dtype=np.float64)[pos].tolist()
+    cols["open_amount"] = column_array(scored, "open_amount", np.float64)[pos].tolist()
+    cols["days_overdue"] = column_array(scored, "days_overdue", np.float64)[pos].tolist()
     cols["rule_priority"] = order["rule_priority"].tolist()
     cols["rule_points"] = order["rule_points"].tolist()
     cols["rule_rank"] = order["rule_rank"].tolist()
@@ -261,7 +280,7 @@ def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
 
     t = resolve_as_of(as_of)
     checked = _state(model, [item], t, container="item", indexed=False)
-    scored, X = predict(model, checked.state, t)
+    scored, X = predict_columns(model, checked.state, t)
     phi = contributions(model, X)
     contribs = all_contributions(phi[0, :-1], scored, list(model.feature_names),
                                  templates(model))
@@ -303,4 +322,5 @@ def metadata(model: ServingModel | None, loading_error: str | None = None) -> di
 
 
 __all__ = ["Refused", "Job", "score_many", "rerank_many", "handle_score", "handle_rerank",
-           "handle_explain", "metadata", "resolve_as_of", "to_json", "model_info", "templates"]
+           "handle_explain", "metadata", "resolve_as_of", "to_json", "model_info", "templates",
+           "rule_frame"]

@@ -120,9 +120,21 @@ def with_direction(text: str, contribution: float) -> str:
     return f"{text} ({'raises' if contribution > 0 else 'lowers'} the risk)"
 
 
-def column_values(rows: pd.DataFrame, name: str) -> np.ndarray:
-    """A feature column as an object array of Python values (categoricals as strings)."""
+def column_values(rows, name: str) -> np.ndarray:
+    """A feature column as an object array of Python values (categoricals as strings).
+
+    rows: a DataFrame, or a mapping of column arrays (numpy arrays, strings as object arrays
+    with None for missing; Categoricals)."""
     col = rows[name]
+    if isinstance(col, pd.Categorical):
+        cats = np.append(col.categories.astype("str").to_numpy(dtype=object), None)
+        return cats[col.codes]  # code -1 (missing) reads None
+    if isinstance(col, np.ndarray):
+        if col.dtype == object:
+            return col
+        if col.dtype == bool:
+            return col.astype(object)
+        return col.astype(np.float64).astype(object)
     if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(col.dtype):
         return col.astype("str").to_numpy(dtype=object, na_value=None)
     if pd.api.types.is_bool_dtype(col.dtype):
@@ -176,7 +188,6 @@ def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
     order = np.argsort(-np.take_along_axis(mag, top, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)  # (n, k) feature positions, largest first
     chosen = np.take_along_axis(phi, top, axis=1)
-    texts = np.empty((n, k), dtype=object)
     cache: dict[str, np.ndarray] = {}
 
     def values(name: str) -> np.ndarray:
@@ -185,6 +196,9 @@ def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
             cache[name] = vals if positions is None else vals[positions]
         return cache[name]
 
+    sentences = np.empty((n, k), dtype=object)
+    shown = np.empty((n, k), dtype=object)
+    raises = chosen > 0
     for j in np.unique(top).tolist():  # one feature at a time, over the rows that chose it
         name = names[j]
         tpl = templates[name]
@@ -192,30 +206,22 @@ def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
         vals = values(name)[rr].tolist()
         others = [values(f)[rr].tolist() for f in tpl.fields]
         memo: dict = {}  # worklists repeat values (categories, whole days): format each once
-        for i, (r, c) in enumerate(zip(rr.tolist(), cc.tolist())):
-            key = (vals[i], *(o[i] for o in others))
+        texts = []
+        for key in zip(vals, raises[rr, cc].tolist(), *others):
             text = memo.get(key)
             if text is None:
-                text = sentence(tpl, vals[i], {f: o[i] for f, o in zip(tpl.fields, others)})
+                raw = sentence(tpl, key[0], dict(zip(tpl.fields, key[2:])))
+                text = f"{raw[:1].upper()}{raw[1:]} ({'raises' if key[1] else 'lowers'} the risk)"
                 memo[key] = text
-            texts[r, c] = text
-    plain = {names[j]: plain_column(values(names[j])) for j in np.unique(top).tolist()}
-    out: list[list[dict]] = []
-    top_l, chosen_l, texts_l = top.tolist(), chosen.tolist(), texts.tolist()
-    for r in range(n):  # one small list of reasons per row
-        reasons = []
-        for c in range(k):
-            contrib = chosen_l[r][c]
-            if contrib == 0.0:
-                continue
-            name = names[top_l[r][c]]
-            direction = "raises" if contrib > 0 else "lowers"
-            text = texts_l[r][c]
-            reasons.append({"feature": name, "value": plain[name][r],
-                            "contribution": contrib, "direction": direction,
-                            "sentence": f"{text[:1].upper()}{text[1:]} ({direction} the risk)"})
-        out.append(reasons)
-    return out
+            texts.append(text)
+        sentences[rr, cc] = np.array(texts, dtype=object)
+        shown[rr, cc] = np.array(plain_column(values(name)), dtype=object)[rr]
+    directions = np.where(raises, "raises", "lowers").tolist()
+    features = np.array(names, dtype=object)[top].tolist()
+    rows_out = zip(features, shown.tolist(), chosen.tolist(), directions, sentences.tolist())
+    return [[{"feature": f, "value": v, "contribution": c, "direction": d, "sentence": t}
+             for f, v, c, d, t in zip(*row) if c != 0.0]  # one small list of reasons per row
+            for row in rows_out]
 
 
 def all_contributions(phi_row: np.ndarray, row: pd.DataFrame, names: list[str],

@@ -1,6 +1,7 @@
 """Order a worklist by expected amount at risk, with the rule strategy's order beside it.
 
-Pure pandas over scored rows (keys + features + training.scoring outputs). The ML order is the
+Pure numpy over scored rows (keys + features + training.scoring outputs), given as a DataFrame or
+as a mapping of column arrays (the request path). The ML order is the
 expected amount at risk (training.scoring: the open amount times the probability it is paid more
 than 30 days late or lost), the quantity a collector's call can still move; ties
 (e.g. two items with nothing open) fall back to P(late), then the open amount, then the invoice id,
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from features.item_state import column_array
 
 
 def _order(keys: list[np.ndarray]) -> np.ndarray:
@@ -31,36 +34,47 @@ def _ranks(order: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _id_rank(scored: pd.DataFrame) -> np.ndarray:
-    ids = scored["invoice_id"].astype("str").to_numpy(dtype=object)
-    return np.unique(ids, return_inverse=True)[1]
+def _id_rank(scored) -> np.ndarray:
+    ids = scored["invoice_id"]
+    if not (isinstance(ids, np.ndarray) and ids.dtype == object):
+        ids = pd.Series(ids).astype("str").to_numpy(dtype=object)
+    return np.unique(ids, return_inverse=True)[1].reshape(-1)
 
 
-def _groups(scored: pd.DataFrame, groups: np.ndarray | None) -> np.ndarray:
-    return np.zeros(len(scored), dtype=np.int64) if groups is None else np.asarray(groups)
+def _n(scored) -> int:
+    return len(column_array(scored, "invoice_id"))
 
 
-def ml_order(scored: pd.DataFrame, groups: np.ndarray | None = None) -> np.ndarray:
+def _groups(scored, groups: np.ndarray | None) -> np.ndarray:
+    return np.zeros(_n(scored), dtype=np.int64) if groups is None else np.asarray(groups)
+
+
+def _floats(scored, name: str) -> np.ndarray:
+    return column_array(scored, name, np.float64)
+
+
+def ml_order(scored, groups: np.ndarray | None = None,
+             id_rank: np.ndarray | None = None) -> np.ndarray:
     """Rows by group, then expected amount at risk (descending) and the tie-breaks."""
     return _order([
         _groups(scored, groups),
-        -scored["expected_amount_at_risk"].to_numpy(dtype=np.float64),
-        -scored["p_late"].to_numpy(dtype=np.float64),
-        -scored["open_amount"].to_numpy(dtype=np.float64),
-        _id_rank(scored),
+        -_floats(scored, "expected_amount_at_risk"),
+        -_floats(scored, "p_late"),
+        -_floats(scored, "open_amount"),
+        _id_rank(scored) if id_rank is None else id_rank,
     ])
 
 
-def rule_order(scored: pd.DataFrame, rules: pd.DataFrame,
-               groups: np.ndarray | None = None) -> np.ndarray:
+def rule_order(scored, rules: pd.DataFrame, groups: np.ndarray | None = None,
+               id_rank: np.ndarray | None = None) -> np.ndarray:
     """Rows by group, then rule priority and points (descending) and the tie-breaks."""
     return _order([
         _groups(scored, groups),
         rules["priority_rank"].to_numpy(dtype=np.float64),
         -rules["points"].to_numpy(dtype=np.float64),
-        -scored["days_overdue"].to_numpy(dtype=np.float64),
-        -scored["open_amount"].to_numpy(dtype=np.float64),
-        _id_rank(scored),
+        -_floats(scored, "days_overdue"),
+        -_floats(scored, "open_amount"),
+        _id_rank(scored) if id_rank is None else id_rank,
     ])
 
 
@@ -75,7 +89,7 @@ def rule_ranks(scored: pd.DataFrame, rules: pd.DataFrame,
     return _ranks(rule_order(scored, rules, groups), _groups(scored, groups))
 
 
-def rerank_groups(scored: pd.DataFrame, rules: pd.DataFrame, groups: np.ndarray,
+def rerank_groups(scored, rules: pd.DataFrame, groups: np.ndarray,
                   capacities: list[int | None]) -> tuple[pd.DataFrame, list[dict]]:
     """Several worklists at once (groups 0..k-1, rows of a group contiguous or not).
 
@@ -83,12 +97,15 @@ def rerank_groups(scored: pd.DataFrame, rules: pd.DataFrame, groups: np.ndarray,
     group 1's...: `position` (the item's row in `scored`), group, rank, rule_rank,
     rule_priority, rule_points, rules_hit, in_capacity; and one summary per group.
     """
-    if len(scored) != len(rules) or not scored.index.equals(rules.index):
+    aligned = (scored.index.equals(rules.index) if isinstance(scored, pd.DataFrame)
+               else isinstance(rules.index, pd.RangeIndex) and rules.index.start == 0)
+    if _n(scored) != len(rules) or not aligned:
         raise ValueError("scored rows and rule points must share one index")
     groups = np.asarray(groups, dtype=np.int64)
-    order = ml_order(scored, groups)
+    ids = _id_rank(scored)
+    order = ml_order(scored, groups, ids)
     rank = _ranks(order, groups)
-    rule_rank = rule_ranks(scored, rules, groups)
+    rule_rank = _ranks(rule_order(scored, rules, groups, ids), groups)
     n_groups = len(capacities)
     sizes = np.bincount(groups, minlength=n_groups)
     cap = np.array([sizes[g] if c is None else int(c) for g, c in enumerate(capacities)])
@@ -99,11 +116,11 @@ def rerank_groups(scored: pd.DataFrame, rules: pd.DataFrame, groups: np.ndarray,
         "rank": rank[order],
         "in_capacity": in_cap[order],
         "rule_rank": rule_rank[order],
-        "rule_priority": rules["priority"].astype("str").to_numpy(dtype=object)[order],
+        "rule_priority": rules["priority"].to_numpy(dtype=object, na_value=np.nan)[order],
         "rule_points": rules["points"].to_numpy(dtype=np.float64)[order],
-        "rules_hit": rules["rules_hit"].astype("str").fillna("").to_numpy(dtype=object)[order],
+        "rules_hit": rules["rules_hit"].to_numpy(dtype=object, na_value="")[order],
     })
-    at_risk = scored["expected_amount_at_risk"].to_numpy(dtype=np.float64)
+    at_risk = _floats(scored, "expected_amount_at_risk")
     total = np.bincount(groups, weights=at_risk, minlength=n_groups)
     ml_in = np.bincount(groups, weights=np.where(in_cap, at_risk, 0.0), minlength=n_groups)
     rule_in = np.bincount(groups, weights=np.where(rule_rank <= cap[groups], at_risk, 0.0),
@@ -119,7 +136,7 @@ def rerank_groups(scored: pd.DataFrame, rules: pd.DataFrame, groups: np.ndarray,
 def rerank(scored: pd.DataFrame, rules: pd.DataFrame, capacity: int | None = None
            ) -> tuple[pd.DataFrame, dict]:
     """One worklist in ML order (see rerank_groups) and its summary."""
-    out, summaries = rerank_groups(scored, rules, np.zeros(len(scored), dtype=np.int64),
+    out, summaries = rerank_groups(scored, rules, np.zeros(_n(scored), dtype=np.int64),
                                    [capacity])
     return out.drop(columns="group"), summaries[0]
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.invoice_features import as_categorical
+
 STORE_DIR = "customer_store"
 TABLE_FILE = "customer_history.parquet"
 META_FILE = "store.json"
@@ -45,7 +47,7 @@ class CustomerStore:
         if ids.duplicated().any():
             raise ValueError("customer store has several rows for one customer_id")
         self._index = pd.Index(ids.to_numpy(dtype=object))
-        self._columns: dict[str, np.ndarray] | None = None
+        self._columns: dict[str, object] | None = None
 
     def _prepare(self, aggregate_cols: tuple[str, ...], master_cols: tuple[str, ...]) -> None:
         """Column arrays with one extra last row: the value a customer the store lacks gets
@@ -75,17 +77,46 @@ class CustomerStore:
             else:
                 cols[col] = column(col, object, None, lambda c: c.astype("str").to_numpy(
                     dtype=object, na_value=None))
+                # and as codes into the column's sorted values (-1: missing or unknown
+                # customer), so a look-up gathers a Categorical instead of hashing strings
+                cat = as_categorical(cols[col])
+                cols[col + "#codes"] = np.asarray(cat.codes, dtype=np.int64)
+                cols[col + "#dtype"] = cat.dtype
         self._columns = cols
         self._prepared_for = (aggregate_cols, master_cols)
+
+    def _positions(self, customer_ids, aggregate_cols: tuple[str, ...],
+                   master_cols: tuple[str, ...]) -> np.ndarray:
+        if self._columns is None or self._prepared_for != (aggregate_cols, master_cols):
+            self._prepare(aggregate_cols, master_cols)
+        if isinstance(customer_ids, np.ndarray) and customer_ids.dtype == object:
+            ids = customer_ids  # already strings with None for missing (serving's arrays)
+        else:
+            ids = pd.Series(customer_ids, dtype="str").to_numpy(dtype=object, na_value=None)
+        pos = self._index.get_indexer(ids)
+        return np.where(pos >= 0, pos, len(self.table))
+
+    def lookup_arrays(self, customer_ids, aggregate_cols: tuple[str, ...],
+                      master_cols: tuple[str, ...]
+                      ) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        """lookup's values as column arrays, string attributes as Categoricals (values equal to
+        lookup's strings): what the request path feeds the feature functions."""
+        pos = self._positions(customer_ids, aggregate_cols, master_cols)
+        cols = self._columns
+        aggs = {c: cols[c][pos] for c in aggregate_cols}
+        attrs: dict[str, object] = {}
+        for c in master_cols:
+            if c == "credit_limit":
+                attrs[c] = cols[c][pos]
+            else:
+                attrs[c] = pd.Categorical.from_codes(cols[c + "#codes"][pos],
+                                                     dtype=cols[c + "#dtype"], validate=False)
+        return aggs, attrs
 
     def lookup(self, customer_ids, aggregate_cols: tuple[str, ...],
                master_cols: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(aggregates, master attributes) per item, as join_history builds them (RangeIndex)."""
-        if self._columns is None or self._prepared_for != (aggregate_cols, master_cols):
-            self._prepare(aggregate_cols, master_cols)
-        ids = pd.Series(customer_ids, dtype="str").to_numpy(dtype=object, na_value=None)
-        pos = self._index.get_indexer(ids)
-        pos = np.where(pos >= 0, pos, len(self.table))
+        pos = self._positions(customer_ids, aggregate_cols, master_cols)
         cols = self._columns
         aggs = pd.DataFrame({c: cols[c][pos] for c in aggregate_cols})
         attrs = pd.DataFrame({c: (cols[c][pos] if c == "credit_limit"

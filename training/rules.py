@@ -59,7 +59,10 @@ _DAY = np.timedelta64(1, "D")
 def days_overdue(rows: pd.DataFrame) -> pd.Series:
     """Whole days past the net due date at t (0 while not due); the row column wins if present."""
     if "days_overdue" in rows.columns:
-        return pd.to_numeric(rows["days_overdue"]).astype("float64")
+        col = rows["days_overdue"]
+        if col.dtype == np.float64:  # already what the conversion below gives
+            return col
+        return pd.to_numeric(col).astype("float64")
     _require(rows, ("snapshot_time", "net_due_date"), "days_overdue")
     delta = (rows["snapshot_time"].dt.normalize() - rows["net_due_date"].dt.normalize()) / _DAY
     return delta.clip(lower=0).astype("float64")
@@ -78,16 +81,24 @@ def _customer_agg(rows: pd.DataFrame, values: pd.Series, how: str, keys: tuple[s
     return frame.groupby(list(keys), observed=True, dropna=True)["_v"].transform(how)
 
 
-def _own_plus_other(rows: pd.DataFrame, own: pd.Series, other: str) -> pd.Series:
+def _floats(col: pd.Series) -> np.ndarray:
+    return col.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _own_plus_other(rows: pd.DataFrame, own: pd.Series | np.ndarray, other: str) -> pd.Series:
     # The feature builder's point-in-time total over the customer's OTHER invoices, plus this one.
-    return own.astype("float64") + rows[other].astype("float64").fillna(0.0)
+    own = own if isinstance(own, np.ndarray) else _floats(own)
+    other_values = _floats(rows[other])
+    return pd.Series(own + np.where(np.isnan(other_values), 0.0, other_values),
+                     index=rows.index)
 
 
 def _customer_overdue_amount(rows: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
     _require(rows, ("open_amount",), "customer_overdue_amount")
-    overdue = rows["open_amount"].where(days_overdue(rows) > 0, 0.0)
     if "hist_overdue_amount_other" in rows:
+        overdue = np.where(days_overdue(rows).to_numpy() > 0, _floats(rows["open_amount"]), 0.0)
         return _own_plus_other(rows, overdue, "hist_overdue_amount_other")
+    overdue = rows["open_amount"].where(days_overdue(rows) > 0, 0.0)
     return _customer_agg(rows, overdue, "sum", keys, "customer_overdue_amount")
 
 
@@ -118,6 +129,32 @@ DERIVED_FIELDS: dict[str, Callable[[pd.DataFrame, tuple[str, ...]], pd.Series]] 
     "customer_max_days_overdue": _customer_max_days_overdue,
     "customer_n_overdue_items": _customer_n_overdue_items,
 }
+
+
+# The row columns each derived field may read (besides the group keys), for callers that pass
+# rule_points only the columns a strategy needs: keep it in step with DERIVED_FIELDS.
+DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "days_overdue": ("days_overdue", "snapshot_time", "net_due_date"),
+    "days_to_due": ("snapshot_time", "net_due_date"),
+    "customer_overdue_amount": ("open_amount", "hist_overdue_amount_other", "days_overdue",
+                                "snapshot_time", "net_due_date"),
+    "customer_open_amount": ("open_amount", "hist_open_amount_other"),
+    "customer_max_days_overdue": ("days_overdue", "snapshot_time", "net_due_date"),
+    "customer_n_overdue_items": ("hist_n_overdue_other", "days_overdue", "snapshot_time",
+                                 "net_due_date"),
+}
+
+
+def strategy_columns(cfg: RuleStrategyConfig, group_keys: tuple[str, ...] | None = None
+                     ) -> tuple[str, ...]:
+    """Every row column rule_points(rows, cfg, group_keys) may read: the rules' fields, the
+    inputs of the derived ones, and the customer group keys. rule_points on just these columns
+    valuates exactly as on the whole rows."""
+    keys = tuple(group_keys) if group_keys is not None else tuple(cfg.customer_group_keys)
+    cols: list[str] = []
+    for b in cfg.basic_rules:
+        cols += [b.field, *DERIVED_INPUTS.get(b.field, ())]
+    return tuple(dict.fromkeys([*cols, *keys]))
 
 
 def _require(rows: pd.DataFrame, columns, what: str) -> None:
@@ -184,9 +221,53 @@ def _as_float(col: pd.Series, rule: BasicRuleConfig) -> np.ndarray:
                     f"not numeric/boolean as op {rule.op!r} needs")
 
 
+def _plain_numbers(col: pd.Series) -> np.ndarray | None:
+    """float64 values of a column held as plain numpy numbers or booleans (NaN = missing), or
+    None for any other dtype (nullable, strings, categoricals: the general path)."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return col.to_numpy().astype(np.float64, copy=False)
+    return None
+
+
+def _category_hits(col: pd.Series, values: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
+                                                                     ] | None:
+    """(present, value in `values`) of a categorical column of strings, read from its few
+    categories; None for any other column."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        return None
+    cat = col.array
+    cats = cat.categories.tolist()  # a few values
+    if not all(isinstance(c, str) for c in cats):
+        return None
+    wanted = set(values)
+    codes = cat.codes
+    hit = np.array([c in wanted for c in cats] + [False])[codes]  # code -1 (missing): False
+    return codes >= 0, hit
+
+
 def basic_rule_mask(col: pd.Series, rule: BasicRuleConfig) -> np.ndarray:
     """Boolean array: where the condition holds. Missing values never hold."""
     op, value = rule.op, rule.value
+    # Plain numeric and categorical columns (every default rule) are read with numpy: a few
+    # hundred rows of a serving request must not pay pandas' nullable-dtype conversions.
+    x = _plain_numbers(col) if not isinstance(value, str) and op not in ("in", "not_in") \
+        else None
+    if x is not None:
+        present = ~np.isnan(x)
+        if op in ("is_true", "is_false"):
+            truth = x != 0
+            return present & (truth if op == "is_true" else ~truth)
+        with np.errstate(invalid="ignore"):
+            cmp = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+                   "==": np.equal, "!=": np.not_equal}[op](x, float(value))
+        return present & cmp
+    if op in ("in", "not_in"):
+        values = (value,) if isinstance(value, str) else tuple(value)
+        fast = _category_hits(col, values)
+        if fast is not None:
+            present, hit = fast
+            return present & (hit if op == "in" else ~hit)
     present = col.notna().to_numpy()
     if op in ("is_true", "is_false"):
         truth = _as_float(col, rule) != 0
@@ -221,6 +302,11 @@ def _field(rows: pd.DataFrame, name: str, keys: tuple[str, ...], cache: dict) ->
 def collection_rule_matrix(rows: pd.DataFrame, cfg: RuleStrategyConfig,
                            group_keys: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One boolean column per collection rule: whether it holds (prerequisite included)."""
+    return pd.DataFrame(_rules_held(rows, cfg, group_keys), index=rows.index)
+
+
+def _rules_held(rows: pd.DataFrame, cfg: RuleStrategyConfig,
+                group_keys: tuple[str, ...] | None) -> dict[str, np.ndarray]:
     validate_strategy(cfg)
     keys = tuple(group_keys) if group_keys is not None else tuple(cfg.customer_group_keys)
     cache: dict[str, pd.Series] = {}
@@ -236,7 +322,7 @@ def collection_rule_matrix(rows: pd.DataFrame, cfg: RuleStrategyConfig,
         if c.prerequisite is not None:
             ok = ok & (held[c.prerequisite] if c.prerequisite in held else basic[c.prerequisite])
         held[c.name] = ok
-    return pd.DataFrame(held, index=rows.index)
+    return held
 
 
 def rule_points(rows: pd.DataFrame, cfg: RuleStrategyConfig,
@@ -246,9 +332,11 @@ def rule_points(rows: pd.DataFrame, cfg: RuleStrategyConfig,
     Index aligned with `rows`. `priority_rank` 1 is the most urgent priority. `group_keys`
     overrides `cfg.customer_group_keys` for derived customer-level fields.
     """
-    held = collection_rule_matrix(rows, cfg, group_keys)
+    held = _rules_held(rows, cfg, group_keys)
+    matrix = np.column_stack([np.asarray(held[c.name], dtype=bool).reshape(len(rows))
+                              for c in cfg.collection_rules])
     weights = np.array([c.points for c in cfg.collection_rules], dtype="float64")
-    points = held.to_numpy(dtype="float64") @ weights if len(held) else np.zeros(0)
+    points = matrix.astype("float64") @ weights if len(rows) else np.zeros(0)
     percent = 100.0 * points / max_attainable_points(cfg)
 
     order = sorted(cfg.priorities, key=lambda p: -p.min_percent)
@@ -258,15 +346,23 @@ def rule_points(rows: pd.DataFrame, cfg: RuleStrategyConfig,
     reached = percent[:, None] + 1e-9 >= thresholds[None, :]
     first = reached.argmax(axis=1)
 
-    hit = pd.Series("", index=rows.index, dtype="string")
-    for c in cfg.collection_rules:
-        hit = hit + np.where(held[c.name].to_numpy(), c.name + ",", "")
+    # "R01,R03": one string per distinct combination of rules held (a few), not per row
+    rule_names = [c.name for c in cfg.collection_rules]
+    if len(rule_names) < 63:  # each combination as the bits of one integer
+        bits = matrix.astype(np.int64) @ (np.int64(1) << np.arange(len(rule_names)))
+        combos, inverse = np.unique(bits, return_inverse=True)
+        combos = (combos[:, None] >> np.arange(len(rule_names))) & 1 == 1
+    else:
+        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
+    texts = np.array([",".join(n for n, h in zip(rule_names, combo) if h) for combo in combos]
+                     + [""], dtype=object)
+    hit = texts[inverse.reshape(-1)]
     return pd.DataFrame({
         "points": points,
         "percent": percent,
         "priority": pd.Series(names[first], index=rows.index, dtype="string"),
         "priority_rank": (first + 1).astype("int64"),
-        "rules_hit": hit.str.rstrip(","),
+        "rules_hit": pd.Series(hit, index=rows.index, dtype="string"),
     }, index=rows.index)
 
 

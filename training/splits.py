@@ -19,6 +19,9 @@ outcome), so the selected rows are a fair sample:
   knowable for every row with t + H <= c. `payment_used`. A write-off is not a payment: it counts
   as never cleared (target H). (Quantiles below H are unaffected by the
   clip; an estimate at H reads "H days or later".)
+A closed frame - every row's outcome known by c, as in a ledger extract of settled invoices such
+as the IBM sample - has nothing open to bias, so the three date rules are lifted there and every
+row is used with its real label (`closed_at`). One row still open switches them back on.
 Rows of snapshot kinds the models do not learn from (e.g. "now") stay in their split and are
 counted, never dropped; rows after the test end are counted in `after_test_end`.
 
@@ -183,6 +186,12 @@ def censor_at(rows: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     return out
 
 
+def closed_at(rows: pd.DataFrame) -> bool:
+    """True when every row of a censored frame has its outcome (nothing open at the cut-off): the
+    date rules that keep open rows from biasing the targets have nothing to protect against."""
+    return bool(len(rows)) and not rows["censored"].to_numpy(dtype=bool).any()
+
+
 def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig) -> pd.DataFrame:
     """Append target_* and *_used columns for a frame already censored at `cutoff` (module doc)."""
     fc, tc = config.features, config.training
@@ -190,8 +199,9 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     kind_ok = out["snapshot_kind"].astype(str).isin(tc.snapshot_kinds).to_numpy()
     known = ~out["censored"].to_numpy(dtype=bool)
     open_at_cut = ~known
+    closed = closed_at(out)
 
-    late_mature = (late_from(out["net_due_date"], fc.grace_days) <= cutoff).fillna(False) \
+    late_mature = closed | (late_from(out["net_due_date"], fc.grace_days) <= cutoff).fillna(False) \
         .to_numpy(dtype=bool)
     target_late = out["label_late"].to_numpy(dtype="float64").copy()
     target_late[open_at_cut & late_mature] = 1.0
@@ -200,8 +210,9 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     out["risk_used"] = kind_ok & late_mature & ~np.isnan(target_late)
 
     last_bucket = len(fc.bucket_edges)
-    bucket_mature = ((out["net_due_date"].dt.normalize() + (fc.bucket_edges[-1] + 1) * _DAY)
-                     <= cutoff).fillna(False).to_numpy(dtype=bool)
+    bucket_mature = closed | ((out["net_due_date"].dt.normalize()
+                               + (fc.bucket_edges[-1] + 1) * _DAY)
+                              <= cutoff).fillna(False).to_numpy(dtype=bool)
     bucket = out["label_delay_bucket"].astype("float64").to_numpy().copy()
     bucket[open_at_cut & bucket_mature] = last_bucket
     bucket[~bucket_mature] = np.nan
@@ -209,7 +220,7 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     out["bucket_used"] = kind_ok & bucket_mature & (target_late == 1.0) & ~np.isnan(bucket)
 
     horizon = float(tc.payment_horizon_days)
-    pay_mature = ((out["snapshot_time"] + horizon * _DAY) <= cutoff).to_numpy(dtype=bool)
+    pay_mature = closed | ((out["snapshot_time"] + horizon * _DAY) <= cutoff).to_numpy(dtype=bool)
     # A write-off is not a payment: for the payment date it counts as never cleared.
     days = np.where(out["label_written_off"].to_numpy(dtype=bool), np.inf,
                     out["label_days_to_clear"].to_numpy(dtype="float64"))

@@ -7,7 +7,9 @@ by the inner cut-off and the validation rows are the train slice's rows after it
 the validation period reaches the inner fit.
 
 Risk trials minimise validation log-loss; payment-date trials minimise the P50 booster's quantile
-loss on days relative to the due date (the P10 / P90 boosters share the chosen parameters). Both
+loss on days relative to the offset the final models learn from (the due date plus the
+`training.payment_anchor` feature, as in `training.pipeline.fit_bundle`; the P10 / P90 boosters
+share the chosen parameters). Both
 use a seeded TPESampler and a MedianPruner fed every 10 boosting rounds. Storage is Optuna's in-memory one
 (SQLite storage with parallel trials hits "database is locked"); trials run one at a time so the
 study is reproducible from its seed. Budget: `training.tuning.n_trials` and `timeout_s` per model.
@@ -23,7 +25,7 @@ import optuna
 import pandas as pd
 
 from features.config import LgbParams, PaydelayConfig
-from training.payment_date import due_offset
+from training.payment_date import payment_offset
 from training.risk import FeatureSet, dataset, feature_matrix, fit_risk, lgb_params
 from training.splits import late_from
 
@@ -33,9 +35,12 @@ _REPORT_EVERY = 10
 
 
 def suggest_params(trial: optuna.Trial, base: LgbParams) -> LgbParams:
+    # A depth-limited base (the shallow risk model the service explains) caps the leaves a tree
+    # can use: leaves beyond 2**depth would only repeat trials.
+    max_leaves = min(127, 2 ** base.max_depth) if base.max_depth > 0 else 127
     return base.model_copy(update={
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 7, 127, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", min(7, max_leaves), max_leaves, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 10, 300, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
@@ -73,6 +78,15 @@ def inner_payment_split(train: pd.DataFrame, config: PaydelayConfig) -> tuple[pd
     cut = t.quantile(1 - config.training.tuning.validation_fraction)
     horizon = config.training.payment_horizon_days * _DAY
     return used[t + horizon <= cut], used[t > cut]
+
+
+def relative_days(rows: pd.DataFrame, fs: FeatureSet, config: PaydelayConfig) -> np.ndarray:
+    """Days to clear relative to the offset the final quantile boosters learn from: the due date
+    plus the `training.payment_anchor` feature when the feature set has it (as
+    `training.pipeline.fit_bundle` does), so trials tune the problem the product model solves."""
+    anchor = config.training.payment_anchor
+    offset = payment_offset(rows, {"anchor": anchor if anchor in fs.names else None})
+    return rows["target_days_to_clear"].to_numpy(dtype="float64") - offset
 
 
 def _log_trial(kind: str, trial: optuna.Trial, params: LgbParams, value: float | None,
@@ -146,8 +160,8 @@ def tune(train: pd.DataFrame, fs: FeatureSet, categories: dict[str, list[str]],
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
     def payment_objective(trial, params: LgbParams) -> float:
-        z = p_fit["target_days_to_clear"].to_numpy(dtype="float64") - due_offset(p_fit)
-        zv = p_val["target_days_to_clear"].to_numpy(dtype="float64") - due_offset(p_val)
+        z = relative_days(p_fit, fs, config)
+        zv = relative_days(p_val, fs, config)
         train_ds = dataset(Xp, z, fs)
         booster = lgb.train(
             lgb_params(params, "quantile", seed, tc.num_threads, alpha=0.5, metric="quantile"),

@@ -39,6 +39,26 @@ def test_an_empty_store_knows_nobody():
     store = empty_store("v")
     aggs, attrs = store.lookup(["a", "b"], AGG, tuple(MASTER_ATTRIBUTES))
     assert (aggs["cust_n_cleared"] == 0).all() and attrs["collector"].isna().all()
+    arrays, cats = store.lookup_arrays(np.array(["a", None], dtype=object), AGG,
+                                       tuple(MASTER_ATTRIBUTES))
+    assert (arrays["cust_n_cleared"] == 0).all() and pd.isna(cats["collector"]).all()
+
+
+def test_lookup_arrays_hold_the_lookup_values(world):
+    """The request path's look-up: the same values, strings as Categoricals."""
+    ids = world.store.table["customer_id"].tolist()
+    wanted = [ids[4], "nobody", ids[0], ids[4], None, ids[-1]]
+    aggs, attrs = world.store.lookup(wanted, AGG, tuple(MASTER_ATTRIBUTES))
+    arrays, cats = world.store.lookup_arrays(np.array(wanted, dtype=object), AGG,
+                                             tuple(MASTER_ATTRIBUTES))
+    assert list(arrays) == list(aggs.columns)
+    for col in aggs.columns:
+        np.testing.assert_array_equal(arrays[col], aggs[col].to_numpy(), err_msg=col)
+    np.testing.assert_array_equal(cats["credit_limit"], attrs["credit_limit"].to_numpy())
+    for col in ("risk_category", "customer_segment", "collector"):
+        assert isinstance(cats[col], pd.Categorical)
+        assert pd.Series(cats[col]).astype("str").tolist() == attrs[col].tolist(), col
+    assert pd.isna(cats["risk_category"][1]) and not pd.isna(cats["risk_category"][0])
 
 
 def test_duplicate_customers_are_refused(world):

@@ -71,6 +71,20 @@ def test_fast_tables_agree_to_float32_precision(rng):
     assert (top_quick == top_exact).mean() > 0.99
 
 
+def test_rows_explained_in_blocks_equal_rows_explained_alone(rng):
+    """Large matrices are explained block by block (cache-sized): a row's values never depend
+    on the rows around it, to the bit, in both precisions."""
+    X, y = _data(rng)
+    booster = _train(X, y, 40, num_leaves=15)
+    fast = FastTreeShap(booster)
+    rows = X[:700]  # several blocks and a partial one
+    for exact in (True, False):
+        whole = fast.shap_values(rows, exact=exact)
+        alone = np.vstack([fast.shap_values(rows[i:i + 1], exact=exact) for i in range(0, 700, 7)])
+        np.testing.assert_array_equal(whole[::7], alone)
+        np.testing.assert_array_equal(fast.shap_values(rows[::-1], exact=exact), whole[::-1])
+
+
 def test_equals_shap_tree_explainer(rng):
     shap = pytest.importorskip("shap")
     X, y = _data(rng)

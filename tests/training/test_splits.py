@@ -153,3 +153,31 @@ def test_missing_columns_are_named():
     rows, _ = make_rows(100, seed=1)
     with pytest.raises(ValueError, match=r"\['outcome_time'\]"):
         split_rows(rows.drop(columns="outcome_time"), _cfg())
+
+
+def test_a_closed_frame_uses_every_row_with_its_real_label():
+    """A settled-invoices extract (nothing open at the test end): every test row is used, also
+    those whose due date or payment horizon lies beyond the cut-off; one open row switches the
+    date rules back on for the whole frame."""
+    end = T("2024-05-01")
+    rows = [
+        _row("A", "2024-01-05", "2024-02-04", "2024-02-01 10:00", bucket=0),
+        _row("B", "2024-01-10", "2024-02-09", "2024-03-20 10:00", bucket=2),
+        # Test rows, all paid by the test end; H's due date is after it (paid early).
+        _row("G", "2024-04-05", "2024-04-10", "2024-04-25 10:00", bucket=1),
+        _row("H", "2024-04-20", "2024-05-20", "2024-04-28 10:00", bucket=0),
+    ]
+    frame = _tiny().iloc[:0]
+    frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True).astype(frame.dtypes)
+    te = split_rows(frame, _cfg(), cutoffs=CUT).test.set_index("invoice_id")
+    assert te["risk_used"].all() and te["payment_used"].all()
+    assert te.loc["G", "target_late"] == 1 and te.loc["H", "target_late"] == 0
+    assert te.loc["H", "target_days_to_clear"] == pytest.approx(8 + 10 / 24)
+    # The same frame with one invoice still open at the end: H is an early payer of an immature
+    # cohort again, and payment targets need t + horizon <= the end.
+    still_open = pd.concat([frame, pd.DataFrame([_row("I", "2024-04-22", "2024-05-22", None)])],
+                           ignore_index=True).astype(frame.dtypes)
+    te = split_rows(still_open, _cfg(), cutoffs=CUT).test.set_index("invoice_id")
+    assert not te.loc["H", "risk_used"] and np.isnan(te.loc["H", "target_late"])
+    assert not te["payment_used"].any() and te.loc["G", "risk_used"]
+    assert end == CUT.test_end
