@@ -63,6 +63,11 @@ def anchor_days(rows: pd.DataFrame, anchor: str | None) -> np.ndarray:
     return np.where(np.isnan(a), 0.0, a)
 
 
+def resolve_anchor(anchor: str | None, feature_names) -> str | None:
+    """The configured anchor feature if the model reads it, else None (due date alone)."""
+    return anchor if anchor in tuple(feature_names) else None
+
+
 def payment_offset(rows: pd.DataFrame, shift: dict | None = None) -> np.ndarray:
     """What the boosters' relative days are added to: days to the due date, plus the anchor
     feature named in the bundle's payment dict (`shift["anchor"]`; absent in older bundles)."""

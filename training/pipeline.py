@@ -38,7 +38,7 @@ from features.config import LgbParams, PaydelayConfig
 from training import registry
 from training.bundle import ModelBundle, json_safe
 from training.payment_date import (anchor_days, censored_coverage, due_offset, fit_conformal,
-                                   fit_quantiles, predict_relative, to_days)
+                                   fit_quantiles, predict_relative, resolve_anchor, to_days)
 from training.risk import (FeatureSet, feature_matrix, feature_set_from_spec, fit_buckets,
                            fit_calibrator, fit_risk, learn_categories)
 from training.scoring import score
@@ -129,7 +129,7 @@ def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed:
     tc, fc = config.training, config.features
     categories = categories or learn_categories(split.train, fs)
     rp, pp = risk_params or tc.risk, payment_params or tc.payment
-    anchor = tc.payment_anchor if tc.payment_anchor in fs.names else None
+    anchor = resolve_anchor(tc.payment_anchor, fs.names)
     kinds = tc.snapshot_kinds
     cal_end = split.cutoffs.calibration_end
 

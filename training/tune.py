@@ -25,7 +25,7 @@ import optuna
 import pandas as pd
 
 from features.config import LgbParams, PaydelayConfig
-from training.payment_date import payment_offset
+from training.payment_date import payment_offset, resolve_anchor
 from training.risk import FeatureSet, dataset, feature_matrix, fit_risk, lgb_params
 from training.splits import late_from
 
@@ -84,8 +84,8 @@ def relative_days(rows: pd.DataFrame, fs: FeatureSet, config: PaydelayConfig) ->
     """Days to clear relative to the offset the final quantile boosters learn from: the due date
     plus the `training.payment_anchor` feature when the feature set has it (as
     `training.pipeline.fit_bundle` does), so trials tune the problem the product model solves."""
-    anchor = config.training.payment_anchor
-    offset = payment_offset(rows, {"anchor": anchor if anchor in fs.names else None})
+    anchor = resolve_anchor(config.training.payment_anchor, fs.names)
+    offset = payment_offset(rows, {"anchor": anchor})
     return rows["target_days_to_clear"].to_numpy(dtype="float64") - offset
 
 
