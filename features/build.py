@@ -77,11 +77,16 @@ def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | N
     the item-state columns the row keys need."""
     t_dt = t.view("datetime64[us]")
     state = step_item_state(log, inv, t)
-    item = invoice_features(state, t_dt)
     if master is None:
         master = master_from_events(events)
+    # History before the invoice features: the customer tables (freed when step_history returns)
+    # and the invoice features are then never in memory together - the peak of a large build.
     hist, customer_open = step_history(log, config, inv, t, state, master)
-    mast = step_master(log, events, master, inv, t, customer_open).set_axis(state.index)
+    item = invoice_features(state, t_dt)
+    index = state.index
+    keys = {"_posting_time": state["posting_time"], "_net_due_date": state["net_due_date"]}
+    del state  # the item-state columns no feature shares are not needed any more
+    mast = step_master(log, events, master, inv, t, customer_open).set_axis(index)
     found = {**{c: item[c] for c in item.columns}, **{c: mast[c] for c in mast.columns},
              **{c: hist[c] for c in hist.columns}}
     specs = feature_specs(config)
@@ -90,8 +95,7 @@ def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | N
     if missing or extra:
         raise AssertionError(f"features and catalogue disagree: missing {sorted(missing)}, "
                              f"not in catalogue {sorted(extra)}")
-    cols: dict[str, object] = {"_posting_time": state["posting_time"],
-                               "_net_due_date": state["net_due_date"]}
+    cols: dict[str, object] = dict(keys)
     for spec in specs:
         col = found[spec.name]
         if spec.kind == "categorical":

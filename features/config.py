@@ -121,6 +121,12 @@ class TrainingConfig(_Section):
     risk: LgbParams = LgbParams(n_estimators=100, learning_rate=0.1, num_leaves=15, max_depth=4)
     bucket: LgbParams = LgbParams(n_estimators=60, learning_rate=0.1, num_leaves=7)
     payment: LgbParams = LgbParams(n_estimators=300)
+    # P10 / P90 boosters (None: as `payment`). The conformal shift sets the interval's coverage
+    # on later slices whatever their size, and the payment date shown is the P50's, so the tails
+    # can be small; at scoring every tree costs the same, and 2 x 300 deep trees were half of a
+    # 500-item re-rank's time (benchmarks/bench_serving.py).
+    payment_tails: LgbParams | None = LgbParams(n_estimators=100, learning_rate=0.1,
+                                                num_leaves=15, max_depth=5)
     tuning: TuningConfig = TuningConfig()
     promotion: PromotionConfig = PromotionConfig()
     registered_model_name: str = "paydelay"

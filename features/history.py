@@ -426,24 +426,41 @@ def aggregates_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarra
 
 
 HISTORY_CHUNK_ROWS = 250_000
+_AGGREGATE_TIMES = ("cust_first_posting_time", "cust_last_payment_time")
 
 
 def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
                       state: pd.DataFrame, config: FeatureConfig = FeatureConfig()
                       ) -> tuple[pd.DataFrame, np.ndarray]:
     """history_features of rows (customer code, t) with their item states, and each customer's
-    open amount at t; in chunks of HISTORY_CHUNK_ROWS rows, so that the ~150 aggregate columns
-    of a large training set never sit in memory all at once (the result is the same)."""
-    features, customer_open = [], []
-    for lo in range(0, max(len(codes), 1), HISTORY_CHUNK_ROWS):
+    open amount at t; in chunks of HISTORY_CHUNK_ROWS rows, so that the ~190 aggregate columns
+    of a large training set never sit in memory all at once.
+
+    Each chunk's features are copied into columns allocated once for all rows: a list of chunk
+    frames joined by a concat held every feature twice at the end (and each chunk's frame kept
+    alive the whole recency matrices its first column is a view of).
+    """
+    n = len(codes)
+    columns: dict[str, np.ndarray] = {}
+    customer_open = np.empty(n, dtype=np.float64)
+    for lo in range(0, max(n, 1), HISTORY_CHUNK_ROWS):
         part = slice(lo, lo + HISTORY_CHUNK_ROWS)
-        aggs = aggregates_for_codes(tables, codes[part], t[part])
-        aggs.index = state.index[part]
-        features.append(history_features(aggs, state.iloc[part], t[part], config))
-        customer_open.append(aggs["cust_open_cents"].to_numpy() / 100.0)
-        del aggs
-    frame = features[0] if len(features) == 1 else pd.concat(features)
-    return frame, np.concatenate(customer_open)
+        g = _aggregates(tables, Queries(codes[part], t[part]))
+        # As aggregates_for_codes hands them to history_features (times as datetime64).
+        for col in _AGGREGATE_TIMES:
+            g[col] = g[col].view("datetime64[us]")
+        feats = history_feature_arrays(g, state.iloc[part], t[part], config)
+        customer_open[part] = g["cust_open_cents"] / 100.0
+        del g
+        for name, values in feats.items():
+            if name not in columns:
+                columns[name] = np.empty(n, dtype=values.dtype)
+            elif columns[name].dtype != values.dtype:  # a concat would have upcast
+                raise AssertionError(f"history feature {name!r} is {values.dtype} in rows "
+                                     f"{lo}.. but {columns[name].dtype} before")
+            columns[name][part] = values
+        del feats
+    return pd.DataFrame(columns, index=state.index, copy=False), customer_open
 
 
 def history_table(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
@@ -519,7 +536,9 @@ def _ewm(values: np.ndarray) -> np.ndarray:
     w = 0.5 ** (np.arange(values.shape[1]) / EWM_HALFLIFE)
     ok = ~np.isnan(values)
     den = (ok * w).sum(axis=1)
-    num = np.where(ok, values, 0.0) @ w
+    # A row-wise sum, not `@ w`: a BLAS product rounds a row differently with the batch around
+    # it (last bits), and batch, chunked and per-request (serving) values must be identical.
+    num = (np.where(ok, values, 0.0) * w).sum(axis=1)
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 

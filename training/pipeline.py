@@ -146,7 +146,7 @@ def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed:
     def fit_payment_on(frame: pd.DataFrame):
         p = frame[frame["payment_used"]]
         return fit_quantiles(X(p), p["target_days_to_clear"].to_numpy(), offset(p), fs, pp,
-                             seed, tc.num_threads)
+                             seed, tc.num_threads, tail_params=tc.payment_tails)
 
     n_folds = tc.calibration_folds if tc.refit_on_calibration else 1
     folds = [f for k, f in enumerate(rolling_folds(split, config, n_folds))

