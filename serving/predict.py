@@ -425,21 +425,23 @@ def score_matrix(model: ServingModel, rows, X: np.ndarray) -> pd.DataFrame:
     rows: a frame, or a mapping of column arrays (compose then gets a frame of the few columns
     it reads).
     """
-    return _score(model, rows, X, explain=False)[0]
-
-
-def _score(model: ServingModel, rows, X: np.ndarray, explain: bool
-           ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """score_matrix, and with explain the rows' SHAP values for reasons (serving.explain
-    .contributions(exact=False)), the predictions and the explainer run by run_beside."""
-    from serving.explain import contributions
-    from training.payment_date import predict_relative
     from training.scoring import check_rows, compose
 
-    b = model.bundle
     if not isinstance(rows, pd.DataFrame):
         rows = _compose_frame(model, rows)
-    check_rows(b, rows)
+    check_rows(model.bundle, rows)
+    raw, bucket, relative, _ = _predictions(model, X, explain=False)
+    return compose(model.bundle, rows, raw, bucket, relative)
+
+
+def _predictions(model: ServingModel, X: np.ndarray, explain: bool) -> tuple:
+    """The boosters' raw predictions on the matrix (risk, buckets or None, sorted relative
+    payment-date quantiles) and, with explain, the rows' SHAP values for reasons
+    (serving.explain.contributions(exact=False)); all run by run_beside."""
+    from serving.explain import contributions
+    from training.payment_date import predict_relative
+
+    b = model.bundle
     # Longest first (run_beside): the booster with the most tree visits, then the explainer.
     boosters = sorted(b.quantiles.items(), key=lambda kv: -_tree_cost(kv[1]))
     tasks: dict[str, Callable[[], object]] = {
@@ -453,14 +455,17 @@ def _score(model: ServingModel, rows, X: np.ndarray, explain: bool
     tasks["risk"] = partial(_OneThread(b.risk).predict, X)
     done = run_beside(tasks)
     relative = predict_relative({k: _Predicted(done[f"quantile_{k}"]) for k in b.quantiles}, X)
-    return compose(b, rows, done["risk"], done.get("bucket"), relative), done.get("explain")
+    return done["risk"], done.get("bucket"), relative, done.get("explain")
+
+
+_COMPOSE_INPUTS = ("snapshot_time", "net_due_date", "open_amount")
 
 
 def _compose_frame(model: ServingModel, cols: dict) -> pd.DataFrame:
     """The columns of feature rows that training.scoring.compose reads: the row times, the
     open amount and the payment-date anchor feature the bundle names."""
     anchor = (getattr(model.bundle, "quantile_shift", None) or {}).get("anchor")
-    names = ["snapshot_time", "net_due_date", "open_amount", *([anchor] if anchor else [])]
+    names = [*_COMPOSE_INPUTS, *([anchor] if anchor else [])]
     return pd.DataFrame({c: cols[c] for c in names if c in cols})
 
 
@@ -484,13 +489,22 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
                               ) -> tuple[dict[str, object], np.ndarray, np.ndarray | None]:
     """score_columns, and (explain) the SHAP values of every row for the reasons, computed
     beside the boosters (run_beside): (n, n_features + 1), last column the base value."""
+    from training.payment_date import anchor_days
+    from training.scoring import compose_columns
+
+    missing = [c for c in _COMPOSE_INPUTS if c not in cols]
+    if missing:
+        raise ValueError(f"rows lack column(s) {missing}, needed for payment dates / amount "
+                         "at risk")
     X = model_matrix(model, cols) if X is None else X
-    scored, phi = _score(model, cols, X, explain)
+    raw, bucket, relative, phi = _predictions(model, X, explain)
+    b = model.bundle
+    anchor = anchor_days(cols, (getattr(b, "quantile_shift", None) or {}).get("anchor"))
+    # compose's own definitions on the arrays: no frame is built on the request path
     out = dict(cols)
-    for name in scored.columns:
-        col = scored[name]
-        out[name] = (col.to_numpy(dtype=object, na_value=None) if name == "risk_class"
-                     else col.to_numpy())
+    out.update(compose_columns(b, cols["snapshot_time"], cols["net_due_date"],
+                               np.asarray(cols["open_amount"], dtype="float64"), anchor, raw,
+                               bucket, relative))
     return out, X, phi
 
 

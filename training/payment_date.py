@@ -50,16 +50,25 @@ _DAY = pd.Timedelta(days=1)
 
 def due_offset(rows: pd.DataFrame) -> np.ndarray:
     """Days from the snapshot t to the net due date (negative once past due)."""
-    return ((rows["net_due_date"] - rows["snapshot_time"]) / _DAY).to_numpy(dtype="float64")
+    return due_offset_days(rows["net_due_date"].to_numpy(), rows["snapshot_time"].to_numpy())
 
 
-def anchor_days(rows: pd.DataFrame, anchor: str | None) -> np.ndarray:
-    """The anchor feature's value per row (the customer's recent days late), 0 where missing."""
+def due_offset_days(net_due_date: np.ndarray, snapshot_time: np.ndarray) -> np.ndarray:
+    """due_offset over datetime64 arrays (NaN where either is missing)."""
+    return ((np.asarray(net_due_date) - np.asarray(snapshot_time))
+            / np.timedelta64(1, "D")).astype("float64")
+
+
+def anchor_days(rows, anchor: str | None) -> np.ndarray:
+    """The anchor feature's value per row (the customer's recent days late), 0 where missing.
+    rows: a frame, or a mapping of column arrays (serving)."""
     if not anchor:
-        return np.zeros(len(rows))
-    if anchor not in rows.columns:
+        return np.zeros(len(rows) if isinstance(rows, pd.DataFrame)
+                        else len(next(iter(rows.values()), ())))
+    if anchor not in rows:
         raise ValueError(f"rows lack the payment-date anchor column {anchor!r}")
-    a = pd.to_numeric(rows[anchor]).to_numpy(dtype="float64", na_value=np.nan)
+    a = pd.to_numeric(pd.Series(rows[anchor], copy=False)).to_numpy(dtype="float64",
+                                                                    na_value=np.nan)
     return np.where(np.isnan(a), 0.0, a)
 
 

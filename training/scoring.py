@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from training.bundle import ModelBundle
-from training.payment_date import QUANTILE_KEYS, payment_offset, predict_relative, to_days
+from training.payment_date import (QUANTILE_KEYS, anchor_days, due_offset_days, predict_relative,
+                                   to_days)
 from training.risk import apply_calibrator, bucket_probabilities, feature_matrix, risk_class
 
 N_BUCKETS = 5
@@ -67,28 +68,43 @@ def compose(bundle: ModelBundle, rows: pd.DataFrame, raw: np.ndarray,
 
     raw: risk booster probabilities; bucket_q: bucket booster shares (None: the bundle's prior);
     relative: sorted P10/P50/P90 days relative to the due date (payment_date.predict_relative).
-    Serving predicts with its own matrix and threads, then calls this, so the definitions live
-    in one place.
+    A frame over `compose_columns`, which serving calls on its arrays directly, so the
+    definitions live in one place.
     """
-    n = len(rows)
+    cols = compose_columns(
+        bundle, pd.to_datetime(rows["snapshot_time"]).to_numpy(),
+        pd.to_datetime(rows["net_due_date"]).to_numpy(),
+        rows["open_amount"].astype("float64").to_numpy(),
+        anchor_days(rows, (bundle.quantile_shift or {}).get("anchor")), raw, bucket_q, relative)
+    cols["risk_class"] = pd.Series(cols["risk_class"], index=rows.index, dtype="str")
+    return pd.DataFrame(cols, index=rows.index)
+
+
+def compose_columns(bundle: ModelBundle, snapshot_time: np.ndarray, net_due_date: np.ndarray,
+                    open_amount: np.ndarray, anchor: np.ndarray, raw: np.ndarray,
+                    bucket_q: np.ndarray | None, relative: np.ndarray) -> dict[str, np.ndarray]:
+    """compose's outputs as arrays (risk_class: an object array of str), from the row columns
+    it reads: times as datetime64, the open amount, and the payment-date anchor feature's value
+    per row (payment_date.anchor_days: 0 where missing; zeros for a bundle without anchor)."""
+    n = len(raw)
     p_late = np.clip(apply_calibrator(bundle.calibrator, raw), 0.0, 1.0)
     if bucket_q is None:
         bucket_q = np.tile(np.asarray(bundle.bucket_prior, dtype="float64"), (n, 1))
     buckets = bucket_probabilities(p_late, np.asarray(bucket_q).reshape(n, -1))
-    days = to_days(relative, payment_offset(rows, bundle.quantile_shift), bundle.quantile_shift)
+    offset = due_offset_days(net_due_date, snapshot_time) + anchor
+    days = to_days(relative, offset, bundle.quantile_shift)
 
-    cols: dict[str, object] = {"p_late": p_late}
+    cols: dict[str, np.ndarray] = {"p_late": p_late}
     for k in range(buckets.shape[1]):
         cols[f"p_bucket_{k}"] = buckets[:, k]
-    cols["risk_class"] = pd.Series(risk_class(p_late, bundle.risk_class_cutoffs),
-                                   index=rows.index, dtype="str")
-    t = pd.to_datetime(rows["snapshot_time"]).to_numpy().astype("datetime64[ns]")
+    cols["risk_class"] = risk_class(p_late, bundle.risk_class_cutoffs)
     for j, key in enumerate(QUANTILE_KEYS):
         cols[f"days_to_clear_{key}"] = days[:, j]
+    t = np.asarray(snapshot_time).astype("datetime64[ns]")
     for j, key in enumerate(QUANTILE_KEYS):
         # t + days, the time of day dropped (numpy: a fifth of pandas' cost on a request)
         when = t + pd.to_timedelta(days[:, j], unit="D").to_numpy()
         cols[f"pay_date_{key}"] = when.astype("datetime64[D]").astype("datetime64[ns]")
     very_late = buckets[:, 2:].sum(axis=1)
-    cols["expected_amount_at_risk"] = rows["open_amount"].astype("float64").to_numpy() * very_late
-    return pd.DataFrame(cols, index=rows.index)
+    cols["expected_amount_at_risk"] = np.asarray(open_amount, dtype="float64") * very_late
+    return cols
