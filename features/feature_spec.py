@@ -23,8 +23,8 @@ from features.config import FeatureConfig
 
 A = schema.Activity
 # 1.1: recency, season and relative-amount history; 1.2: seasonal late share clipped to [0, 1];
-# 1.3: history in the customer's current segment.
-FEATURE_SET_VERSION = "pit-1.3"
+# 1.3: history in the customer's current segment; 1.4: season effect and amplitude.
+FEATURE_SET_VERSION = "pit-1.4"
 
 KINDS = ("numeric", "categorical", "bool")
 GROUPS = ("invoice", "collection", "dispute", "master", "history")
@@ -381,6 +381,15 @@ def _recency_season_specs() -> list[FeatureSpec]:
            "Recent mean days late (EWM) adjusted for the season the same way.", _OUTCOME,
            "BSAD-AUGDT", 1, "days",
            "at this time of year, recently pays about {value:.0f} days after the due date"),
+        _f("hist_season_effect", n, "history",
+           "Late share at this time of year (invoices due within one month of this due month, "
+           "shrunk by 3 pseudo-invoices towards the overall share) minus the overall share.",
+           _OUTCOME, "BSAD-AUGDT", 0, "share difference",
+           "at this time of year pays {value:+.0%} of its invoices late against its usual share"),
+        _f("hist_season_amplitude", n, "history",
+           "Largest minus smallest season effect over the twelve due months: how strongly the "
+           "customer's lateness follows the time of year.", _OUTCOME, "BSAD-AUGDT", 0, "share",
+           "its late share swings by {value:.0%} between its best and worst time of year"),
         _f("hist_same_segment_n_cleared", n, "history",
            "Customer's paid invoices posted while it was in its current segment (master data).",
            _OUTCOME, "KNA1-KTOKD", 0, "count",

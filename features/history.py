@@ -516,7 +516,8 @@ RECENCY_SEASON_FEATURES: tuple[str, ...] = (
     "hist_month_n_cleared", "hist_month_late_ratio", "hist_month_avg_days_late",
     "hist_season_n_cleared", "hist_season_late_ratio", "hist_season_avg_days_late",
     "hist_season_excess_days_late", "hist_ewm_late_ratio_season_adj",
-    "hist_ewm_days_late_season_adj", "hist_same_segment_n_cleared",
+    "hist_ewm_days_late_season_adj", "hist_season_effect", "hist_season_amplitude",
+    "hist_same_segment_n_cleared",
     "hist_same_segment_share", "hist_same_segment_late_ratio", "hist_same_segment_avg_days_late",
     "hist_avg_invoice_amount", "amount_vs_customer_avg",
 )
@@ -553,6 +554,10 @@ def _season_adjusted(g: dict[str, np.ndarray], n_paid: np.ndarray, month: np.nda
     pseudo-invoices, minus the overall one. The EWM over the recent paid invoices subtracts each
     one's effect (its due month) and adds the effect of this invoice's due month, so a seasonal
     payer's late December does not make its March invoice look risky, nor the reverse.
+    The late-ratio effects also give the season's own features: this due month's effect, and the
+    amplitude (largest minus smallest effect over the twelve months). A customer's season is read
+    off a few invoices a year, so for most customers a season share is noise; the amplitude tells
+    the model whose season is real, so that it can trust the effect where it is.
     """
     n_m, late_m, days_m = per_month
 
@@ -568,6 +573,10 @@ def _season_adjusted(g: dict[str, np.ndarray], n_paid: np.ndarray, month: np.nda
     effect_days = (window(days_m) + SEASON_PRIOR * overall_days) / (n_w + SEASON_PRIOR) \
         - overall_days
     rows = np.arange(len(month))
+    paid = n_paid > 0
+    out["hist_season_effect"] = np.where(has_due & paid, effect_late[rows, month], np.nan)
+    out["hist_season_amplitude"] = np.where(paid, effect_late.max(axis=1)
+                                            - effect_late.min(axis=1), np.nan)
     recent_month = _recent_matrix(g, "due_month", n_paid)
     have = ~np.isnan(recent_month)
     idx = np.where(have, recent_month, 1).astype(np.int64) - 1

@@ -474,7 +474,10 @@ class Reference:
             return ((n_late + 3.0 * overall_late) / (len(rows) + 3.0) - overall_late,
                     (days + 3.0 * overall_days) / (len(rows) + 3.0) - overall_days)
 
-        out = {}
+        out = {"hist_season_effect": effect(month)[0] if paid else NAN,
+               "hist_season_amplitude": (max(effect(m)[0] for m in range(1, 13))
+                                         - min(effect(m)[0] for m in range(1, 13))
+                                         if paid else NAN)}
         for j, name in ((0, "late_ratio"), (1, "days_late")):
             num = den = 0.0
             for k, p in enumerate(latest_first):
