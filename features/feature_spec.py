@@ -385,7 +385,7 @@ def _recency_season_specs() -> list[FeatureSpec]:
            "Late share at this time of year (invoices due within one month of this due month, "
            "shrunk by 3 pseudo-invoices towards the overall share) minus the overall share.",
            _OUTCOME, "BSAD-AUGDT", 0, "share difference",
-           "at this time of year pays {value:+.0%} of its invoices late against its usual share"),
+           "at this time of year its late share is {value:+.0%} against its overall share"),
         _f("hist_season_amplitude", n, "history",
            "Largest minus smallest season effect over the twelve due months: how strongly the "
            "customer's lateness follows the time of year.", _OUTCOME, "BSAD-AUGDT", 0, "share",
