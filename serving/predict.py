@@ -489,7 +489,7 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
                               ) -> tuple[dict[str, object], np.ndarray, np.ndarray | None]:
     """score_columns, and (explain) the SHAP values of every row for the reasons, computed
     beside the boosters (run_beside): (n, n_features + 1), last column the base value."""
-    from training.payment_date import anchor_days
+    from training.payment_date import payment_offset
     from training.scoring import compose_columns
 
     missing = [c for c in _COMPOSE_INPUTS if c not in cols]
@@ -499,12 +499,11 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
     X = model_matrix(model, cols) if X is None else X
     raw, bucket, relative, phi = _predictions(model, X, explain)
     b = model.bundle
-    anchor = anchor_days(cols, (getattr(b, "quantile_shift", None) or {}).get("anchor"))
     # compose's own definitions on the arrays: no frame is built on the request path
     out = dict(cols)
-    out.update(compose_columns(b, cols["snapshot_time"], cols["net_due_date"],
-                               np.asarray(cols["open_amount"], dtype="float64"), anchor, raw,
-                               bucket, relative))
+    out.update(compose_columns(b, cols["snapshot_time"], payment_offset(cols, b.quantile_shift),
+                               np.asarray(cols["open_amount"], dtype="float64"), raw, bucket,
+                               relative))
     return out, X, phi
 
 

@@ -48,14 +48,10 @@ _MIN_CONFORMAL_ROWS = 50
 _DAY = pd.Timedelta(days=1)
 
 
-def due_offset(rows: pd.DataFrame) -> np.ndarray:
-    """Days from the snapshot t to the net due date (negative once past due)."""
-    return due_offset_days(rows["net_due_date"].to_numpy(), rows["snapshot_time"].to_numpy())
-
-
-def due_offset_days(net_due_date: np.ndarray, snapshot_time: np.ndarray) -> np.ndarray:
-    """due_offset over datetime64 arrays (NaN where either is missing)."""
-    return ((np.asarray(net_due_date) - np.asarray(snapshot_time))
+def due_offset(rows) -> np.ndarray:
+    """Days from the snapshot t to the net due date (negative once past due; NaN where either is
+    missing). rows: a frame, or a mapping of datetime64 column arrays (serving)."""
+    return ((np.asarray(rows["net_due_date"]) - np.asarray(rows["snapshot_time"]))
             / np.timedelta64(1, "D")).astype("float64")
 
 
@@ -77,7 +73,7 @@ def resolve_anchor(anchor: str | None, feature_names) -> str | None:
     return anchor if anchor in tuple(feature_names) else None
 
 
-def payment_offset(rows: pd.DataFrame, shift: dict | None = None) -> np.ndarray:
+def payment_offset(rows, shift: dict | None = None) -> np.ndarray:
     """What the boosters' relative days are added to: days to the due date, plus the anchor
     feature named in the bundle's payment dict (`shift["anchor"]`; absent in older bundles)."""
     anchor = (shift or {}).get("anchor")

@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 
 from training.bundle import ModelBundle
-from training.payment_date import (QUANTILE_KEYS, anchor_days, due_offset_days, predict_relative,
-                                   to_days)
+from training.payment_date import QUANTILE_KEYS, payment_offset, predict_relative, to_days
 from training.risk import apply_calibrator, bucket_probabilities, feature_matrix, risk_class
 
 N_BUCKETS = 5
@@ -73,25 +72,23 @@ def compose(bundle: ModelBundle, rows: pd.DataFrame, raw: np.ndarray,
     """
     cols = compose_columns(
         bundle, pd.to_datetime(rows["snapshot_time"]).to_numpy(),
-        pd.to_datetime(rows["net_due_date"]).to_numpy(),
-        rows["open_amount"].astype("float64").to_numpy(),
-        anchor_days(rows, (bundle.quantile_shift or {}).get("anchor")), raw, bucket_q, relative)
+        payment_offset(rows, bundle.quantile_shift),
+        rows["open_amount"].astype("float64").to_numpy(), raw, bucket_q, relative)
     cols["risk_class"] = pd.Series(cols["risk_class"], index=rows.index, dtype="str")
     return pd.DataFrame(cols, index=rows.index)
 
 
-def compose_columns(bundle: ModelBundle, snapshot_time: np.ndarray, net_due_date: np.ndarray,
-                    open_amount: np.ndarray, anchor: np.ndarray, raw: np.ndarray,
-                    bucket_q: np.ndarray | None, relative: np.ndarray) -> dict[str, np.ndarray]:
-    """compose's outputs as arrays (risk_class: an object array of str), from the row columns
-    it reads: times as datetime64, the open amount, and the payment-date anchor feature's value
-    per row (payment_date.anchor_days: 0 where missing; zeros for a bundle without anchor)."""
+def compose_columns(bundle: ModelBundle, snapshot_time: np.ndarray, offset: np.ndarray,
+                    open_amount: np.ndarray, raw: np.ndarray, bucket_q: np.ndarray | None,
+                    relative: np.ndarray) -> dict[str, np.ndarray]:
+    """compose's outputs as arrays (risk_class: an object array of str), from the rows'
+    snapshot times (datetime64), payment-date offsets (payment_date.payment_offset with the
+    bundle's quantile_shift) and open amounts."""
     n = len(raw)
     p_late = np.clip(apply_calibrator(bundle.calibrator, raw), 0.0, 1.0)
     if bucket_q is None:
         bucket_q = np.tile(np.asarray(bundle.bucket_prior, dtype="float64"), (n, 1))
     buckets = bucket_probabilities(p_late, np.asarray(bucket_q).reshape(n, -1))
-    offset = due_offset_days(net_due_date, snapshot_time) + anchor
     days = to_days(relative, offset, bundle.quantile_shift)
 
     cols: dict[str, np.ndarray] = {"p_late": p_late}
