@@ -19,7 +19,8 @@ Two forms of the same path: `feature_rows` / `score_rows` on DataFrames (noteboo
 service's handlers use: on a few hundred rows pandas' per-column costs (tens of microseconds per
 column and operation, ~150 feature columns) were most of a request, so the request path calls
 the array cores of the same feature functions (`invoice_feature_arrays`,
-`history_feature_arrays`, `master_feature_arrays`) and builds no frame of the features at all
+`history_feature_arrays`, `master_feature_arrays`) and of the output definitions
+(`training.scoring.compose_columns`), and builds no frame at all
 (tests/serving/test_request_path.py checks the two forms agree value for value). The boosters'
 predictions and the explainer are independent; `run_beside` runs them on this thread and one
 helper thread.
