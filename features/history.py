@@ -391,11 +391,18 @@ def _aggregates(tables: CustomerTables, q: Queries) -> dict[str, np.ndarray]:
     return {k: out[k] for k in ordered}
 
 
+_AGGREGATE_TIMES = ("cust_first_posting_time", "cust_last_payment_time")
+
+
+def _with_times(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The aggregates with their instants (int64 microseconds) read as datetime64[us]."""
+    for col in _AGGREGATE_TIMES:
+        arrays[col] = np.asarray(arrays[col], dtype=np.int64).view("datetime64[us]")
+    return arrays
+
+
 def _aggregate_frame(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    frame = pd.DataFrame(arrays, copy=False)
-    for col in ("cust_first_posting_time", "cust_last_payment_time"):
-        frame[col] = frame[col].to_numpy(dtype=np.int64).view("datetime64[us]")
-    return frame
+    return pd.DataFrame(_with_times(arrays), copy=False)
 
 
 def customer_codes(log: ReplayLog, customer_ids: object) -> np.ndarray:
@@ -426,7 +433,6 @@ def aggregates_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarra
 
 
 HISTORY_CHUNK_ROWS = 250_000
-_AGGREGATE_TIMES = ("cust_first_posting_time", "cust_last_payment_time")
 
 
 def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
@@ -445,10 +451,7 @@ def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
     customer_open = np.empty(n, dtype=np.float64)
     for lo in range(0, max(n, 1), HISTORY_CHUNK_ROWS):
         part = slice(lo, lo + HISTORY_CHUNK_ROWS)
-        g = _aggregates(tables, Queries(codes[part], t[part]))
-        # As aggregates_for_codes hands them to history_features (times as datetime64).
-        for col in _AGGREGATE_TIMES:
-            g[col] = g[col].view("datetime64[us]")
+        g = _with_times(_aggregates(tables, Queries(codes[part], t[part])))
         feats = history_feature_arrays(g, state.iloc[part], t[part], config)
         customer_open[part] = g["cust_open_cents"] / 100.0
         del g
