@@ -57,14 +57,11 @@ def _timeit(fn, repeats: int, warmup: int = 3) -> dict:
 
 
 def _world(args):
-    from features.build import build_training_set
     from features.config import LgbParams, PaydelayConfig
     from features.item_state import item_state_at
-    from features.simulate import simulate_ledger
     from features.snapshots import scoring_snapshots
+    from serving.demo import simulate_and_train
     from serving.predict import from_bundle
-    from serving.store import build_store
-    from training.pipeline import train
 
     base = PaydelayConfig(seed=args.seed)
     sim = base.simulator.model_copy(update={"n_customers": args.customers,
@@ -74,11 +71,7 @@ def _world(args):
         training = training.model_copy(update={k: LgbParams(**v) for k, v in COMPACT.items()})
     config = PaydelayConfig.model_validate({**base.model_dump(), "simulator": sim.model_dump(),
                                             "training": training.model_dump()})
-    ledger = simulate_ledger(config.simulator, args.seed)
-    rows = build_training_set(ledger.events, ledger.master, config.features, args.seed)
-    result = train(rows, config, args.seed, register=False)
-    store = build_store(ledger.events, ledger.master, None, config.features,
-                        result.bundle.feature_set_version)
+    ledger, _, result, store = simulate_and_train(config, args.seed, register=False)
     model = from_bundle(result.bundle, store, config)
     state = item_state_at(ledger.events, scoring_snapshots(ledger.events))
     if len(state) < args.items:  # top up with copies under new invoice ids (same customers)

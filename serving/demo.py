@@ -43,24 +43,38 @@ def demo_config(n_customers: int = 80, n_invoices: int = 2500, months: int = 14,
                                           "training": training.model_dump()})
 
 
+def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_truth: bool = False,
+                       **train_options) -> tuple:
+    """Simulate a ledger, build its training rows, train (training.pipeline.train with
+    `train_options`, e.g. register=False or tracking_uri) and materialise the customer store
+    for the model's feature set: (ledger, rows, TrainResult, store). with_truth passes the
+    simulator's latent truth to train, for the oracle metrics."""
+    from features.build import build_training_set
+    from features.simulate import simulate_ledger
+    from serving.store import build_store
+    from training.pipeline import train
+
+    seed = config.seed if seed is None else seed
+    ledger = simulate_ledger(config.simulator, seed)
+    rows = build_training_set(ledger.events, ledger.master, config.features, seed)
+    result = train(rows, config, seed, truth=ledger.truth if with_truth else None,
+                   **train_options)
+    store = build_store(ledger.events, ledger.master, None, config.features,
+                        result.bundle.feature_set_version)
+    return ledger, rows, result, store
+
+
 def train_and_register(workdir: str | Path, config: PaydelayConfig | None = None,
                        seed: int | None = None) -> DemoModel:
     """Simulate, build features, train + register (gate decides the alias), log the store."""
-    from features.build import build_training_set
-    from features.simulate import simulate_ledger
-    from serving.store import build_store, log_store
-    from training.pipeline import train
+    from serving.store import log_store
 
     config = config or demo_config()
-    seed = config.seed if seed is None else seed
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
-    ledger = simulate_ledger(config.simulator, seed)
-    rows = build_training_set(ledger.events, ledger.master, config.features, seed)
-    result = train(rows, config, seed, truth=ledger.truth, tracking_uri=uri)
-    store = build_store(ledger.events, ledger.master, None, config.features,
-                        result.bundle.feature_set_version)
+    ledger, _, result, store = simulate_and_train(config, seed, with_truth=True,
+                                                  tracking_uri=uri)
     log_store(store, result.run_id, uri)
     return DemoModel(tracking_uri=uri, registered_model=config.training.registered_model_name,
                      version=int(result.model_version), alias=str(result.alias),
@@ -68,4 +82,4 @@ def train_and_register(workdir: str | Path, config: PaydelayConfig | None = None
                      last_refresh=pd.Timestamp(ledger.last_refresh))
 
 
-__all__ = ["DemoModel", "demo_config", "train_and_register"]
+__all__ = ["DemoModel", "demo_config", "simulate_and_train", "train_and_register"]

@@ -32,18 +32,11 @@ class World:
 
 @pytest.fixture(scope="session")
 def world() -> World:
-    from features.build import build_training_set
-    from features.simulate import simulate_ledger
+    from serving.demo import simulate_and_train
     from serving.predict import from_bundle
-    from serving.store import build_store
-    from training.pipeline import train
 
     config = demo_config(n_customers=60, n_invoices=1800, months=12, seed=11)
-    ledger = simulate_ledger(config.simulator, config.seed)
-    rows = build_training_set(ledger.events, ledger.master, config.features, config.seed)
-    result = train(rows, config, config.seed, register=False)
-    store = build_store(ledger.events, ledger.master, None, config.features,
-                        result.bundle.feature_set_version)
+    ledger, rows, result, store = simulate_and_train(config, register=False)
     model = from_bundle(result.bundle, store, config)
     return World(config, ledger.events, ledger.master, pd.Timestamp(ledger.last_refresh), rows,
                  result.bundle, store, model)
