@@ -384,7 +384,7 @@ def _recency_season_specs() -> list[FeatureSpec]:
         _f("hist_season_effect", n, "history",
            "Late share at this time of year (invoices due within one month of this due month, "
            "shrunk by 3 pseudo-invoices towards the overall share) minus the overall share.",
-           _OUTCOME, "BSAD-AUGDT", 0, "share difference",
+           _OUTCOME, "BSAD-AUGDT", 1, "share difference",
            "at this time of year its late share is {value:+.0%} against its overall share"),
         _f("hist_season_amplitude", n, "history",
            "Largest minus smallest season effect over the twelve due months: how strongly the "

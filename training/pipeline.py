@@ -214,7 +214,7 @@ def headline_metrics(test: pd.DataFrame, pred: pd.DataFrame, config: PaydelayCon
                      test_end: pd.Timestamp, truth: pd.DataFrame | None = None,
                      baseline: pd.DataFrame | None = None) -> dict:
     """Maturity-aware metrics of one prediction frame on the test rows (module doc)."""
-    from training.metrics import ranking_metrics, risk_metrics
+    from training.metrics import ece_interval, ranking_metrics, risk_metrics
 
     n_bins = config.evaluation.ece_bins
     horizon = float(config.training.payment_horizon_days)
@@ -224,6 +224,10 @@ def headline_metrics(test: pd.DataFrame, pred: pd.DataFrame, config: PaydelayCon
     y = test["target_late"].to_numpy(dtype="float64")
     p = pred["p_late"].to_numpy(dtype="float64")
     out["risk"] = risk_metrics(y[used], p[used], n_bins)
+    # How far the ECE could move on another draw of the same number of invoices: a calibration
+    # target or a champion comparison within this interval is noise.
+    out["risk"]["ece_lo"], out["risk"]["ece_hi"] = ece_interval(
+        y[used], p[used], test["invoice_id"].to_numpy()[used], n_bins, seed=config.seed)
     out["risk_posting"] = risk_metrics(y[posting], p[posting], n_bins)
     if truth is not None and posting.any():
         oracle = _oracle(test.loc[posting], truth)

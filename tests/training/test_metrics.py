@@ -6,6 +6,7 @@ import pytest
 
 from training.metrics import (
     brier_score,
+    ece_interval,
     evaluate_predictions,
     expected_calibration_error,
     interval_coverage,
@@ -33,6 +34,22 @@ def test_ece_hand_computed():
     # bin [0, .5): mean .2, observed .5, gap .3 ; bin [.5, 1]: mean .8, observed 1, gap .2
     assert expected_calibration_error(y, p, 2, "uniform") == pytest.approx(0.25)
     assert expected_calibration_error(y, p, 2, "quantile") == pytest.approx(0.25)
+
+
+def test_ece_interval_resamples_invoices_not_their_snapshots():
+    rng = np.random.default_rng(3)
+    p = rng.random(2000)
+    y = (rng.random(p.size) < p).astype(float)
+    lo, hi = ece_interval(y, p, np.arange(p.size), seed=1)
+    assert lo < expected_calibration_error(y, p) < hi
+    # Five snapshots per invoice sharing its outcome: resampling invoices gives exactly the
+    # interval of one row per invoice; resampling the rows pretends to 5x the data.
+    inv = np.repeat(np.arange(p.size), 5)
+    assert ece_interval(y[inv], p[inv], inv, seed=1) == pytest.approx((lo, hi))
+    row_lo, row_hi = ece_interval(y[inv], p[inv], np.arange(inv.size), seed=1)
+    assert row_hi - row_lo < 0.7 * (hi - lo)
+    with pytest.raises(ValueError, match="groups has 3 entries for 2000 rows"):
+        ece_interval(y, p, [1, 2, 3])
 
 
 def test_reliability_table_bins_and_gaps():

@@ -190,6 +190,9 @@ def test_tail_boosters_take_their_own_parameters_and_the_p50_is_unchanged():
 def test_spec_declares_the_constraints_the_behaviour_relies_on():
     spec = feature_set_from_spec()
     assert spec.monotone["days_overdue"] == 1 and spec.monotone["n_promises_broken"] == 1
+    # A season's late share is a measure of lateness like the others (catalogue rule): +1 keeps
+    # the trees from reading noise in a few invoices a year as "late at this time = less risk".
+    assert spec.monotone["hist_season_effect"] == 1 and spec.monotone["hist_season_amplitude"] == 0
     vector = dict(zip(spec.names, spec.monotone_vector(), strict=True))
     assert all(vector[c] == 0 for c in spec.categorical)
 
