@@ -232,8 +232,9 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
 
     _print_counts("Headline metrics (test slice)", {
         k: v for k, v in flatten(result.metrics).items() if isinstance(v, (int, float))
-        and k.split(".")[-1] in {"roc_auc", "ece", "brier", "auc_ratio_to_oracle", "mae_days",
-                                 "baseline_mae_days", "mae_reduction_vs_baseline", "coverage"}})
+        and k.split(".")[-1] in {"roc_auc", "ece", "ece_lo", "ece_hi", "brier",
+                                 "auc_ratio_to_oracle", "mae_days", "baseline_mae_days",
+                                 "mae_reduction_vs_baseline", "coverage"}})
     if result.model_version is not None:
         console.print(f"Registered [bold]paydelay[/bold] version {result.model_version} as "
                       f"[bold]@{result.alias}[/bold]: {result.decision.reason}")
