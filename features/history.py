@@ -595,7 +595,7 @@ def _season_adjusted(g: dict[str, np.ndarray], n_paid: np.ndarray, month: np.nda
 
 
 def _drift(g: dict[str, np.ndarray], n_paid: np.ndarray, late_days: np.ndarray,
-           state: pd.DataFrame, out: dict[str, np.ndarray]) -> None:
+           due_day: np.ndarray, out: dict[str, np.ndarray]) -> None:
     """Least-squares line of days late over due date through the recent paid invoices (at least
     SLOPE_MIN_PAID of them, due on at least two different days): its slope per 30 days, and its
     value at this invoice's due date - how late the customer will be if its drift goes on."""
@@ -610,15 +610,15 @@ def _drift(g: dict[str, np.ndarray], n_paid: np.ndarray, late_days: np.ndarray,
         sxy = (dx * np.where(ok, late_days - my[:, None], 0.0)).sum(axis=1)
         usable = (n >= SLOPE_MIN_PAID) & (sxx > 0)
         slope = np.where(usable, sxy / np.where(usable, sxx, 1.0), np.nan)
-    due = day_number(column_array(state, "net_due_date", "datetime64[us]").view(np.int64))
-    due = np.where(due != NAT, due, np.nan).astype(np.float64)
+    due = np.where(due_day != NAT, due_day, np.nan).astype(np.float64)
     out["hist_days_late_slope"] = slope * 30.0
     out["hist_days_late_trend_at_due"] = my + slope * (due - mx)
 
 
-def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str, np.ndarray],
-                    config: FeatureConfig) -> None:
-    """The recency, season and relative-amount features (module docstring)."""
+def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, due_day: np.ndarray,
+                    out: dict[str, np.ndarray], config: FeatureConfig) -> None:
+    """The recency, season and relative-amount features (module docstring); due_day: each
+    row's net due date as a day number (NAT where missing)."""
     n_paid = g["cust_n_cleared"].astype(np.int64)
     out["hist_avg_days_to_settle"] = _ratio(g["cust_sum_days_to_settle"], n_paid)
     out["hist_undisputed_late_ratio"] = _ratio(g["cust_n_cleared_late_undisputed"],
@@ -644,9 +644,8 @@ def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, out: dict[str
     short = out[f"hist_avg_days_late_{ws[0]}d"] if ws else out["hist_avg_days_late"]
     long_ = out[f"hist_avg_days_late_{ws[-1]}d"] if len(ws) > 1 else out["hist_avg_days_late"]
     out["hist_days_late_trend"] = short - long_
-    _drift(g, n_paid, late_days, state, out)
+    _drift(g, n_paid, late_days, due_day, out)
 
-    due_day = day_number(column_array(state, "net_due_date", "datetime64[us]").view(np.int64))
     has_due = due_day != NAT
     month = np.where(has_due, _month_of_day(np.where(has_due, due_day, 0)), 0)
     rows = np.arange(len(month))
@@ -774,7 +773,7 @@ def history_feature_arrays(g: dict[str, np.ndarray], state: object, t: object,
     out["hist_n_invoices"] = np.maximum(g["cust_n_posted"] - 1, 0).astype(np.float64)
     out["hist_customer_tenure_days"] = since("cust_first_posting_time")
     out["cold_start"] = out["hist_n_cleared"] < config.cold_start_min_cleared
-    _recency_season(g, state, out, config)
+    _recency_season(g, state, due_day, out, config)
     return {k: out[k] for k in history_feature_columns(config)}
 
 

@@ -99,6 +99,13 @@ def column_array(frame: object, name: str, dtype: object = None) -> np.ndarray:
     return col.to_numpy(dtype=dtype)
 
 
+def n_rows(frame: object) -> int:
+    """Rows of a DataFrame, or of a mapping of equally long column arrays (0 when empty)."""
+    if isinstance(frame, pd.DataFrame):
+        return len(frame)
+    return len(next(iter(frame.values()), ()))
+
+
 # --------------------------------------------------------------------------- step index ------
 class Queries:
     """As-of questions (group code, t), with their (code, t) sort order computed once.
@@ -612,7 +619,7 @@ def item_state_at(events: pd.DataFrame | ReplayLog, snapshots: pd.DataFrame) -> 
     return state_frame(state_arrays(log, inv, times))
 
 
-__all__ = ["ITEM_STATE_COLUMNS", "column_array", "ReplayLog", "prepare_log", "item_state_at",
-           "state_arrays", "state_frame", "StepIndex", "Queries", "CumTable", "RangeMax",
-           "open_cents_after", "dispute_deltas", "event_positions", "ids_series", "to_us",
-           "DAY_US", "NAT", "ACT"]
+__all__ = ["ITEM_STATE_COLUMNS", "column_array", "n_rows", "ReplayLog", "prepare_log",
+           "item_state_at", "state_arrays", "state_frame", "StepIndex", "Queries", "CumTable",
+           "RangeMax", "open_cents_after", "dispute_deltas", "event_positions", "ids_series",
+           "to_us", "DAY_US", "NAT", "ACT"]

@@ -42,6 +42,7 @@ import pandas as pd
 
 from features import schema
 from features.config import FeatureConfig, PaydelayConfig, RuleStrategyConfig, ServingConfig
+from features.item_state import n_rows
 from serving.store import CustomerStore, empty_store
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def model_matrix(model: ServingModel, rows) -> np.ndarray:
     missing = [n for n in names if n not in columns]
     if missing:
         raise ValueError(f"rows lack feature column(s) {missing} (feature set {fs.version})")
-    out = np.empty((len(names), _n_rows(rows)), dtype=np.float64)  # transposed: rows are columns
+    out = np.empty((len(names), n_rows(rows)), dtype=np.float64)  # transposed: rows are columns
     if isinstance(rows, pd.DataFrame):
         plain = [j for j, n in enumerate(names) if n not in indexes]
         # numbers and booleans in one conversion (bool -> 0/1, NaN kept)
@@ -328,12 +329,6 @@ def _category_lookup(model: ServingModel, name: str, training: pd.Index,
                            -1)
         cache[key] = lookup
     return lookup
-
-
-def _n_rows(rows) -> int:
-    if isinstance(rows, pd.DataFrame):
-        return len(rows)
-    return len(next(iter(rows.values()))) if len(rows) else 0
 
 
 _HELPER: ThreadPoolExecutor | None = None
@@ -407,29 +402,16 @@ def _tree_cost(booster) -> int:
     return booster.num_trees() * int(booster.params.get("num_leaves", 31))
 
 
-class _Predicted:
-    """Stands in for a booster whose predictions on the matrix are already made."""
-
-    def __init__(self, values: np.ndarray):
-        self.values = values
-
-    def predict(self, X, **kwargs):
-        return self.values
-
-
-def score_matrix(model: ServingModel, rows, X: np.ndarray) -> pd.DataFrame:
+def score_matrix(model: ServingModel, rows: pd.DataFrame, X: np.ndarray) -> pd.DataFrame:
     """training.scoring.score's outputs from the prepared matrix.
 
     The boosters predict on the matrix, one thread each; `training.scoring.compose` turns their
     raw predictions into the output columns, so every definition (calibration, buckets, payment
     dates, amount at risk) is training's own. A test checks the result equals score() exactly.
-    rows: a frame, or a mapping of column arrays (compose then gets a frame of the few columns
-    it reads).
+    The request path composes on column arrays instead (score_and_explain_columns).
     """
     from training.scoring import check_rows, compose
 
-    if not isinstance(rows, pd.DataFrame):
-        rows = _compose_frame(model, rows)
     check_rows(model.bundle, rows)
     raw, bucket, relative, _ = _predictions(model, X, explain=False)
     return compose(model.bundle, rows, raw, bucket, relative)
@@ -440,7 +422,7 @@ def _predictions(model: ServingModel, X: np.ndarray, explain: bool) -> tuple:
     payment-date quantiles) and, with explain, the rows' SHAP values for reasons
     (serving.explain.contributions(exact=False)); all run by run_beside."""
     from serving.explain import contributions
-    from training.payment_date import predict_relative
+    from training.payment_date import sorted_quantiles
 
     b = model.bundle
     # Longest first (run_beside): the booster with the most tree visits, then the explainer.
@@ -455,19 +437,11 @@ def _predictions(model: ServingModel, X: np.ndarray, explain: bool) -> tuple:
         tasks["bucket"] = partial(_OneThread(b.bucket).predict, X)
     tasks["risk"] = partial(_OneThread(b.risk).predict, X)
     done = run_beside(tasks)
-    relative = predict_relative({k: _Predicted(done[f"quantile_{k}"]) for k in b.quantiles}, X)
+    relative = sorted_quantiles({k: done[f"quantile_{k}"] for k in b.quantiles})
     return done["risk"], done.get("bucket"), relative, done.get("explain")
 
 
 _COMPOSE_INPUTS = ("snapshot_time", "net_due_date", "open_amount")
-
-
-def _compose_frame(model: ServingModel, cols: dict) -> pd.DataFrame:
-    """The columns of feature rows that training.scoring.compose reads: the row times, the
-    open amount and the payment-date anchor feature the bundle names."""
-    anchor = (getattr(model.bundle, "quantile_shift", None) or {}).get("anchor")
-    names = [*_COMPOSE_INPUTS, *([anchor] if anchor else [])]
-    return pd.DataFrame({c: cols[c] for c in names if c in cols})
 
 
 def score_rows(model: ServingModel, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import LgbParams
+from features.item_state import n_rows
 from training.risk import FeatureSet, dataset, lgb_params
 
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -59,8 +60,7 @@ def anchor_days(rows, anchor: str | None) -> np.ndarray:
     """The anchor feature's value per row (the customer's recent days late), 0 where missing.
     rows: a frame, or a mapping of column arrays (serving)."""
     if not anchor:
-        return np.zeros(len(rows) if isinstance(rows, pd.DataFrame)
-                        else len(next(iter(rows.values()), ())))
+        return np.zeros(n_rows(rows))
     if anchor not in rows:
         raise ValueError(f"rows lack the payment-date anchor column {anchor!r}")
     a = pd.to_numeric(pd.Series(rows[anchor], copy=False)).to_numpy(dtype="float64",
@@ -101,8 +101,13 @@ def fit_quantiles(X: pd.DataFrame, days: np.ndarray, offset: np.ndarray, fs: Fea
 
 def predict_relative(boosters: dict[str, lgb.Booster], X: pd.DataFrame) -> np.ndarray:
     """(n, 3) quantiles of days relative to the due date, sorted per row so they never cross."""
-    r = np.column_stack([boosters[k].predict(X) for k in QUANTILE_KEYS])
-    return np.sort(r, axis=1)
+    return sorted_quantiles({k: boosters[k].predict(X) for k in QUANTILE_KEYS})
+
+
+def sorted_quantiles(predictions: dict[str, np.ndarray]) -> np.ndarray:
+    """The P10 / P50 / P90 boosters' predictions (by QUANTILE_KEYS) as an (n, 3) matrix sorted
+    per row (rearrangement: quantiles that never cross)."""
+    return np.sort(np.column_stack([predictions[k] for k in QUANTILE_KEYS]), axis=1)
 
 
 def to_days(r: np.ndarray, offset: np.ndarray, shift: dict | None = None) -> np.ndarray:
