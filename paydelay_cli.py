@@ -53,9 +53,9 @@ def simulate(
     config: ConfigOpt = None,
 ) -> None:
     """Simulate a realistic receivables ledger (the default data source) and print its summary."""
-    from features import ledger_summary
-    from features.ledger_files import write_ledger_dir
-    from features.simulate import simulate_ledger
+    from features.ingest import ledger_summary
+    from features.ingest.ledger_files import write_ledger_dir
+    from features.simulate.ledger import simulate_ledger
 
     cfg = _config(config)
     sim = cfg.simulator.model_copy(update={k: v for k, v in
@@ -91,11 +91,11 @@ def ingest(
                                                     "ISO 8601 (e.g. %m/%d/%Y).")] = None,
 ) -> None:
     """Validate an event log: good rows go on, bad rows go to a quarantine file with a reason each."""
-    from features import ledger_summary
-    from features.derive import add_calculated_activities, master_from_events
-    from features.io import read_event_log, read_master
-    from features.ledger_files import EVENTS, MASTER, read_ledger_dir, write_ledger_dir
-    from features.validate import summary, validate_event_log, validate_master, write_quarantine
+    from features.ingest import ledger_summary
+    from features.ingest.derive import add_calculated_activities, master_from_events
+    from features.ingest.io import read_event_log, read_master
+    from features.ingest.ledger_files import EVENTS, MASTER, read_ledger_dir, write_ledger_dir
+    from features.ingest.validate import summary, validate_event_log, validate_master, write_quarantine
 
     truth = None
     if source.is_dir():
@@ -130,9 +130,9 @@ def ibm(
     = Path("data/interim/ibm"),
 ) -> None:
     """Turn the IBM accounts-receivable sample into a validated ledger folder."""
-    from features import ledger_summary
-    from features.ledger_files import write_ledger_dir
-    from features.sources.ibm import load_ibm_ar
+    from features.ingest import ledger_summary
+    from features.ingest.ledger_files import write_ledger_dir
+    from features.ingest.ibm import load_ibm_ar
 
     ledger = load_ibm_ar()
     write_ledger_dir(out, ledger.events, ledger.master)
@@ -152,9 +152,9 @@ def features(
     config: ConfigOpt = None,
 ) -> None:
     """Build point-in-time training rows (with labels) and scoring rows (open items now)."""
-    from features.build import build_scoring_set, build_training_set, summary, write_rows
-    from features.dictionary import write_data_dictionary
-    from features.ledger_files import read_ledger_dir
+    from features.pit.build import build_scoring_set, build_training_set, summary, write_rows
+    from features.pit.dictionary import write_data_dictionary
+    from features.ingest.ledger_files import read_ledger_dir
 
     cfg = _config(config)
     files = read_ledger_dir(ledger)
@@ -169,7 +169,7 @@ def features(
         files.truth.to_parquet(out / "truth.parquet", index=False)
     md, _ = write_data_dictionary(out / "data_dictionary", cfg.features)
     # The online store the service reads customer history from; `train` logs it with the model.
-    from features.feature_spec import feature_set_version
+    from features.pit.feature_spec import feature_set_version
     from serving.store import build_store
 
     build_store(files.events, files.master, end_time, cfg.features,
@@ -192,7 +192,7 @@ def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
 
 
 def _rows_and_truth(rows: Path):
-    from features.build import read_rows
+    from features.pit.build import read_rows
 
     frame = read_rows(rows / "training.parquet" if rows.is_dir() else rows)
     truth_path = (rows if rows.is_dir() else rows.parent) / "truth.parquet"
@@ -338,9 +338,9 @@ def serve(
 def sample_worklist(events, master=None, max_items: int = 40) -> tuple[str, dict]:
     """The open items of the collector with the most overdue items, as a worklist engine would
     send them: (collector, request body)."""
-    from features.item_state import item_state_at
-    from features.master_asof import master_asof
-    from features.snapshots import scoring_snapshots
+    from features.pit.item_state import item_state_at
+    from features.pit.master_asof import master_asof
+    from features.pit.snapshots import scoring_snapshots
     from serving.api_models import items_payload
 
     snaps = scoring_snapshots(events)
@@ -397,7 +397,7 @@ def rerank(
     reasons (the worklist engine's call)."""
     import httpx
 
-    from features.ledger_files import read_ledger_dir
+    from features.ingest.ledger_files import read_ledger_dir
 
     files = read_ledger_dir(ledger)
     collector, body = sample_worklist(files.events, files.master)
@@ -420,8 +420,8 @@ def sample(
     config: ConfigOpt = None,
 ) -> None:
     """Regenerate the small committed sample ledger (our column names and the seed's)."""
-    from features.io import write_event_log, write_table
-    from features.simulate import simulate_ledger
+    from features.ingest.io import write_event_log, write_table
+    from features.simulate.ledger import simulate_ledger
 
     cfg = _config(config)
     sim = cfg.simulator.model_copy(update={"n_invoices": invoices, "n_customers": customers,

@@ -17,8 +17,9 @@ import time
 
 import psutil
 
-from features.build import build_training_set, summary
-from features.config import FeatureConfig, SimulatorConfig
+from features.pit.build import build_training_set, summary
+from features.config.features import FeatureConfig
+from features.config.simulator import SimulatorConfig
 
 
 class PeakRSS:
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    from features.simulate import simulate_ledger
+    from features.simulate.ledger import simulate_ledger
 
     customers = args.customers or max(args.invoices // 40, 1)
     t0 = time.perf_counter()

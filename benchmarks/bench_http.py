@@ -73,8 +73,8 @@ def _start_server(workdir: Path, registered, workers: int, token: str) -> tuple:
 
 
 def _worklists(registered, items: int, n: int, seed: int, endpoint: str) -> list[bytes]:
-    from features.item_state import item_state_at
-    from features.snapshots import scoring_snapshots
+    from features.pit.item_state import item_state_at
+    from features.pit.snapshots import scoring_snapshots
     from serving.api_models import items_payload
 
     state = item_state_at(registered.events, scoring_snapshots(registered.events))

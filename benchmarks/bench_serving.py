@@ -57,9 +57,10 @@ def _timeit(fn, repeats: int, warmup: int = 3) -> dict:
 
 
 def _world(args):
-    from features.config import LgbParams, PaydelayConfig
-    from features.item_state import item_state_at
-    from features.snapshots import scoring_snapshots
+    from features.config import PaydelayConfig
+    from features.config.training import LgbParams
+    from features.pit.item_state import item_state_at
+    from features.pit.snapshots import scoring_snapshots
     from serving.demo import simulate_and_train
     from serving.predict import from_bundle
 
@@ -94,7 +95,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
-    from features.item_state import ITEM_STATE_COLUMNS
+    from features.pit.item_state import ITEM_STATE_COLUMNS
     from serving.api_models import ApiModels, items_payload
     from serving.handlers import handle_rerank, rule_frame, templates, to_json
     from serving.predict import (feature_columns, model_matrix, score_and_explain_columns,
@@ -102,7 +103,7 @@ def main(argv=None) -> dict:
     from serving.reasons import top_reasons
     from serving.rerank import rerank_groups
     from serving.validation import items_columns
-    from training.rules import rule_points
+    from training.core.rules import rule_points
 
     t0 = time.perf_counter()
     config, result, model, state, as_of = _world(args)

@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from features.config import SimulatorConfig  # noqa: E402
-from features.simulate import simulate_ledger, write_ledger  # noqa: E402
+from features.config.simulator import SimulatorConfig  # noqa: E402
+from features.simulate.ledger import simulate_ledger, write_ledger  # noqa: E402
 
 
 def _peak_rss_gib() -> float:

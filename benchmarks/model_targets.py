@@ -3,7 +3,7 @@ target with its measured value and pass / fail.
 
     .venv/bin/python benchmarks/model_targets.py [--config paydelay.toml] [--json out.json]
 
-Both data sets go through the production path only: `features.build.build_training_set` then
+Both data sets go through the production path only: `features.pit.build.build_training_set` then
 `training.pipeline.train(rows, cfg, cfg.seed, ..., register=False)`, whose time split is the one
 every figure is measured on (train / calibration / test by snapshot time; the test slice is never
 used to fit or choose anything). Figures are the pipeline's maturity-aware headline metrics
@@ -20,7 +20,7 @@ used to fit or choose anything). Figures are the pipeline's maturity-aware headl
   set's days-to-settle runs from the invoice date, one figure per invoice; the weekly snapshots
   are context. A second, earlier cut is printed as context, because the same-segment history
   feature was found by reading the first cut's misranked test customers.
-  The report carries the dispute caveat of features.sources.ibm, printed below the table.
+  The report carries the dispute caveat of features.ingest.ibm, printed below the table.
 
 Context lines (no pass / fail) give the yardsticks a target should be read against: the ECE's
 90 % bootstrap interval over test invoices (how far it moves on another draw of as many invoices),
@@ -114,8 +114,8 @@ def _oracle_context(result, truth: pd.DataFrame, cfg: PaydelayConfig, seed: int)
 
 
 def simulated(cfg: PaydelayConfig) -> tuple[list[Line], dict]:
-    from features.build import build_training_set
-    from features.simulate import simulate_ledger
+    from features.pit.build import build_training_set
+    from features.simulate.ledger import simulate_ledger
     from training.pipeline import train
 
     ledger = simulate_ledger(cfg.simulator, cfg.seed)
@@ -151,8 +151,8 @@ def simulated(cfg: PaydelayConfig) -> tuple[list[Line], dict]:
 
 
 def ibm(cfg: PaydelayConfig) -> tuple[list[Line], dict]:
-    from features.build import build_training_set
-    from features.sources.ibm import DISPUTE_CAVEAT, load_ibm_ar
+    from features.pit.build import build_training_set
+    from features.ingest.ibm import DISPUTE_CAVEAT, load_ibm_ar
     from training.pipeline import train
 
     ledger = load_ibm_ar()

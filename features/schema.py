@@ -262,7 +262,7 @@ DUNNING_LEVELS: tuple[int, ...] = (1, 2, 3, 4)
 
 # --- Training / scoring rows: the contract between features, training and serving -------------
 # A row is (invoice, snapshot time t). Key columns identify it, label columns come only from
-# events after t, and the feature columns are listed in features.feature_spec.FEATURES.
+# events after t, and the feature columns are listed in features.pit.feature_spec.FEATURES.
 ROW_KEY_COLUMNS: tuple[str, ...] = (
     "invoice_id",  # string
     "customer_id",  # string

@@ -1,6 +1,6 @@
 """Pydantic request / response models of the HTTP API, built from the one schema.
 
-The open item a request carries is exactly `features.item_state.ITEM_STATE_COLUMNS` (what the
+The open item a request carries is exactly `features.pit.item_state.ITEM_STATE_COLUMNS` (what the
 batch pipeline replays from events at t), so its field names and types are generated from that
 dict; descriptions come from `features.schema` where the column is an event-log column, and from
 `ITEM_NOTES` below otherwise. A test fails when ITEM_STATE_COLUMNS gains a column without a note.
@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, create_model
 
 from features import schema
-from features.config import ServingConfig
+from features.config.serving import ServingConfig
 
 # Descriptions (and per-field constraints) of the item-state columns that are not event columns.
 ITEM_NOTES: dict[str, str] = {
@@ -142,7 +142,7 @@ class ScoredItem(BaseModel):
     pay_date_p90: date
     expected_amount_at_risk: float = Field(..., description=(
         "open_amount x P(paid more than 30 days late or written off) = open_amount x "
-        "(p_bucket_2 + p_bucket_3 + p_bucket_4); definition in training.scoring."))
+        "(p_bucket_2 + p_bucket_3 + p_bucket_4); definition in training.core.scoring."))
     cold_start: bool = Field(..., description="The customer has too little payment history "
                                               "(or is unknown to the history store).")
     warnings: list[str] = Field(default_factory=list,
@@ -217,7 +217,7 @@ class ApiModels:
     """The request models for one ServingConfig (limits and bounds are configurable)."""
 
     def __init__(self, cfg: ServingConfig):
-        from features.item_state import ITEM_STATE_COLUMNS
+        from features.pit.item_state import ITEM_STATE_COLUMNS
 
         self.cfg = cfg
         fields = {name: _item_field(name, dtype, cfg) for name, dtype in
@@ -245,11 +245,11 @@ class ApiModels:
 
 
 def items_payload(state) -> list[dict]:
-    """JSON-ready request items from an item-state frame (features.item_state.item_state_at):
+    """JSON-ready request items from an item-state frame (features.pit.item_state.item_state_at):
     datetimes as ISO strings, missing values as null. For clients, demos and the parity test."""
     import pandas as pd
 
-    from features.item_state import ITEM_STATE_COLUMNS
+    from features.pit.item_state import ITEM_STATE_COLUMNS
 
     cols: dict[str, list] = {}
     for name, dtype in ITEM_STATE_COLUMNS.items():

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.config import LgbParams, PaydelayConfig
+from features.config import PaydelayConfig
+
+from features.config.training import LgbParams
 
 
 @dataclass
@@ -49,8 +51,8 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
     `train_options`, e.g. register=False or tracking_uri) and materialise the customer store
     for the model's feature set: (ledger, rows, TrainResult, store). with_truth passes the
     simulator's latent truth to train, for the oracle metrics."""
-    from features.build import build_training_set
-    from features.simulate import simulate_ledger
+    from features.pit.build import build_training_set
+    from features.simulate.ledger import simulate_ledger
     from serving.store import build_store
     from training.pipeline import train
 

@@ -2,7 +2,7 @@
 
 Each handler takes a loaded ServingModel and the validated request fields (serving.api_models),
 runs the semantic checks (serving.validation), the feature path and scoring (serving.predict),
-the rule strategy and the re-ranking (training.rules, serving.rerank), the contributions and
+the rule strategy and the re-ranking (training.core.rules, serving.rerank), the contributions and
 reasons (serving.explain, serving.reasons), and returns the response as plain JSON-ready data
 shaped exactly like the response models in serving.api_models (tests validate them against the
 models). Plain data, built column by column, because constructing 500 pydantic objects with their
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
-from features.item_state import column_array
+from features.pit.item_state import column_array
 from serving.predict import (ServingModel, feature_columns, predict_columns,
                              score_and_explain_columns)
 from serving.validation import check_items, items_columns
@@ -52,7 +52,7 @@ def resolve_as_of(as_of: datetime | None) -> datetime:
 
 def _state(model: ServingModel, items: list, as_of: datetime, container: str = "items",
            indexed: bool = True):
-    from features.item_state import ITEM_STATE_COLUMNS
+    from features.pit.item_state import ITEM_STATE_COLUMNS
 
     cfg = model.serving
     if len(items) > cfg.max_items:
@@ -137,7 +137,7 @@ def _score_batch(model: ServingModel, jobs: list[Job], explain: bool = False
     all jobs are converted and checked together too: per-request costs are what batching saves.
     explain: also the contributions of every row (reasons), computed beside the boosters.
     """
-    from features.item_state import ITEM_STATE_COLUMNS
+    from features.pit.item_state import ITEM_STATE_COLUMNS
 
     cfg = model.serving
     results: list = [None] * len(jobs)
@@ -196,10 +196,10 @@ def score_many(model: ServingModel, jobs: list[Job]) -> list:
 
 
 def rule_frame(scored: dict, strategy, group_keys: tuple[str, ...]) -> pd.DataFrame:
-    """The scored columns a rule strategy reads (training.rules.strategy_columns), as the
+    """The scored columns a rule strategy reads (training.core.rules.strategy_columns), as the
     frame rule_points takes: it valuates them exactly as the whole rows, without building a
     frame of every feature."""
-    from training.rules import strategy_columns
+    from training.core.rules import strategy_columns
 
     needed = strategy_columns(strategy, group_keys)
     return pd.DataFrame({c: (pd.Series(scored[c], dtype=object)  # ids: no str conversion
@@ -212,7 +212,7 @@ def rerank_many(model: ServingModel, jobs: list[Job]) -> list:
     priority and rank beside each, top reasons each."""
     from serving.reasons import top_reasons
     from serving.rerank import rerank_groups
-    from training.rules import rule_points
+    from training.core.rules import rule_points
 
     results, batch = _score_batch(model, jobs, explain=True)
     if batch is None:

@@ -9,10 +9,10 @@ tabulated TreeSHAP explainer of the risk booster.
 Features are computed with the batch pipeline's own functions: `invoice_features(state, t)`,
 `history_features(aggregates, state, t)` and `master_features(attributes, open amount)` over the
 customer's row of the store (serving.store), assembled in catalogue order as
-`features.build.step_features` does. The parity test (tests/serving/test_parity.py) replays events
-to t and checks every feature against `features.build` at the same t. Scoring composes
+`features.pit.build.step_features` does. The parity test (tests/serving/test_parity.py) replays events
+to t and checks every feature against `features.pit.build` at the same t. Scoring composes
 training's own functions on a matrix built once per request (`score_matrix`); a test checks it
-equals `training.scoring.score`, the function training evaluated.
+equals `training.core.scoring.score`, the function training evaluated.
 
 Two forms of the same path: `feature_rows` / `score_rows` on DataFrames (notebooks, tests), and
 `feature_columns` / `score_and_explain_columns` on a mapping of column arrays, which the
@@ -20,7 +20,7 @@ service's handlers use: on a few hundred rows pandas' per-column costs (tens of 
 column and operation, ~150 feature columns) were most of a request, so the request path calls
 the array cores of the same feature functions (`invoice_feature_arrays`,
 `history_feature_arrays`, `master_feature_arrays`) and of the output definitions
-(`training.scoring.compose_columns`), and builds no frame at all
+(`training.core.scoring.compose_columns`), and builds no frame at all
 (tests/serving/test_request_path.py checks the two forms agree value for value). The boosters'
 predictions and the explainer are independent; `run_beside` runs them on this thread and one
 helper thread.
@@ -41,8 +41,11 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.config import FeatureConfig, PaydelayConfig, RuleStrategyConfig, ServingConfig
-from features.item_state import n_rows
+from features.config import PaydelayConfig
+from features.config.features import FeatureConfig
+from features.config.rules import RuleStrategyConfig
+from features.config.serving import ServingConfig
+from features.pit.item_state import n_rows
 from serving.store import CustomerStore, empty_store
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ CONFIG_ENV = "PAYDELAY_CONFIG"  # TOML config file
 
 @dataclass
 class ServingModel:
-    bundle: object  # training.bundle.ModelBundle
+    bundle: object  # training.core.bundle.ModelBundle
     store: CustomerStore
     config: PaydelayConfig
     feature_config: FeatureConfig
@@ -75,7 +78,7 @@ class ServingModel:
 
     def specs(self) -> dict:
         """FeatureSpec per feature of the model's feature config (sentences for reasons)."""
-        from features.feature_spec import feature_specs
+        from features.pit.feature_spec import feature_specs
 
         return {s.name: s for s in feature_specs(self.feature_config)}
 
@@ -205,10 +208,10 @@ def feature_columns(model: ServingModel, state, as_of) -> dict[str, object]:
     Features come from the batch pipeline's own functions (invoice_feature_arrays,
     history_feature_arrays, master_feature_arrays, the cores of invoice_features,
     history_features and master_features) over the store's aggregates."""
-    from features.history import aggregate_columns, history_feature_arrays
-    from features.invoice_features import invoice_feature_arrays
-    from features.item_state import column_array
-    from features.master_asof import MASTER_ATTRIBUTES, master_feature_arrays
+    from features.pit.history import aggregate_columns, history_feature_arrays
+    from features.pit.invoice_features import invoice_feature_arrays
+    from features.pit.item_state import column_array
+    from features.pit.master_asof import MASTER_ATTRIBUTES, master_feature_arrays
 
     fcfg = model.feature_config
     ids = _strings(state["invoice_id"])
@@ -223,7 +226,7 @@ def feature_columns(model: ServingModel, state, as_of) -> dict[str, object]:
     master = master_feature_arrays(attrs, aggs["cust_open_cents"] / 100.0)
     feats = {**item, **master, **hist}
     # row keys first (company_code and open_amount are keys and features: one column each, as
-    # in batch), then the features in catalogue order, as features.build.step_features
+    # in batch), then the features in catalogue order, as features.pit.build.step_features
     cols: dict[str, object] = {
         "invoice_id": ids, "customer_id": customers,
         "snapshot_time": t, "snapshot_kind": np.full(n, "now", dtype=object),
@@ -241,7 +244,7 @@ def _catalogue(model: ServingModel) -> tuple[str, ...]:
     """Feature names of the model's feature config, in catalogue order (cached per model)."""
     names = getattr(model, "_catalogue_names", None)
     if names is None:
-        from features.feature_spec import feature_specs
+        from features.pit.feature_spec import feature_specs
 
         names = tuple(spec.name for spec in feature_specs(model.feature_config))
         model._catalogue_names = names
@@ -403,14 +406,14 @@ def _tree_cost(booster) -> int:
 
 
 def score_matrix(model: ServingModel, rows: pd.DataFrame, X: np.ndarray) -> pd.DataFrame:
-    """training.scoring.score's outputs from the prepared matrix.
+    """training.core.scoring.score's outputs from the prepared matrix.
 
-    The boosters predict on the matrix, one thread each; `training.scoring.compose` turns their
+    The boosters predict on the matrix, one thread each; `training.core.scoring.compose` turns their
     raw predictions into the output columns, so every definition (calibration, buckets, payment
     dates, amount at risk) is training's own. A test checks the result equals score() exactly.
     The request path composes on column arrays instead (score_and_explain_columns).
     """
-    from training.scoring import check_rows, compose
+    from training.core.scoring import check_rows, compose
 
     check_rows(model.bundle, rows)
     raw, bucket, relative, _ = _predictions(model, X, explain=False)
@@ -465,7 +468,7 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
     """score_columns, and (explain) the SHAP values of every row for the reasons, computed
     beside the boosters (run_beside): (n, n_features + 1), last column the base value."""
     from training.payment_date import payment_offset
-    from training.scoring import compose_columns
+    from training.core.scoring import compose_columns
 
     missing = [c for c in _COMPOSE_INPUTS if c not in cols]
     if missing:

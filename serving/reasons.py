@@ -1,6 +1,6 @@
 """SHAP contributions -> the sentences a collector reads ("paid 9 of the last 12 invoices late").
 
-Each feature's sentence is its `FeatureSpec.sentence` template (features.feature_spec), filled with
+Each feature's sentence is its `FeatureSpec.sentence` template (features.pit.feature_spec), filled with
 the value that drove the contribution and the other row values it names, then given an explicit
 direction: "... (raises the risk)" or "... (lowers the risk)". Care taken so that a collector
 never reads a raw column name, "nan" or a snake_case key:

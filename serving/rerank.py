@@ -1,12 +1,12 @@
 """Order a worklist by expected amount at risk, with the rule strategy's order beside it.
 
-Pure numpy over scored rows (keys + features + training.scoring outputs), given as a DataFrame or
+Pure numpy over scored rows (keys + features + training.core.scoring outputs), given as a DataFrame or
 as a mapping of column arrays (the request path). The ML order is the
-expected amount at risk (training.scoring: the open amount times the probability it is paid more
+expected amount at risk (training.core.scoring: the open amount times the probability it is paid more
 than 30 days late or lost), the quantity a collector's call can still move; ties
 (e.g. two items with nothing open) fall back to P(late), then the open amount, then the invoice id,
 so the order is total and repeatable. The rule order is the SAP-style strategy of
-training.rules (higher priority first, then more valuation points), broken the same way by days
+training.core.rules (higher priority first, then more valuation points), broken the same way by days
 overdue, open amount and invoice id. With a capacity K, the summary compares the amount at risk
 the first K items of each order cover.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.item_state import column_array
+from features.pit.item_state import column_array
 
 
 def _order(keys: list[np.ndarray]) -> np.ndarray:

@@ -1,13 +1,13 @@
 """The online customer-history store: one row per customer, materialised with the model.
 
 A scoring request carries only the open item's own state; everything about the customer (payment
-history, open and overdue exposure, master data) comes from `features.history.history_table`,
+history, open and overdue exposure, master data) comes from `features.pit.history.history_table`,
 computed by the feature pipeline as of the extract's time and stored as a Parquet file in the
 training run's artifacts (`customer_store/`), beside the registered model version. Loading the
 model version therefore loads the history it was built with: they are versioned together.
 
 `CustomerStore.lookup(customer_ids)` returns, per requested item, the customer's aggregates and
-master attributes in exactly the form `features.history.join_history` builds them (counts as
+master attributes in exactly the form `features.pit.history.join_history` builds them (counts as
 int64 with 0, times with NaT, max days late and credit limit with NaN, strings with None for a
 customer the store does not know: cold start, not an error), but by gathering from column arrays
 prepared once at load time instead of a merge and a per-column fill on every request. The batch
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.invoice_features import as_categorical
+from features.pit.invoice_features import as_categorical
 
 STORE_DIR = "customer_store"
 TABLE_FILE = "customer_history.parquet"
@@ -36,7 +36,7 @@ STORE_FORMAT = 1
 
 @dataclass
 class CustomerStore:
-    table: pd.DataFrame  # features.history.history_table output
+    table: pd.DataFrame  # features.pit.history.history_table output
     as_of: pd.Timestamp
     meta: dict
 
@@ -168,8 +168,8 @@ def _table_as_of(table: pd.DataFrame) -> pd.Timestamp | None:
 def build_store(events: pd.DataFrame, master: pd.DataFrame | None, as_of=None,
                 feature_config=None, feature_set_version: str | None = None) -> CustomerStore:
     """Materialise the store from an event log (history as of `as_of`, default last refresh)."""
-    from features.config import FeatureConfig
-    from features.history import history_table
+    from features.config.features import FeatureConfig
+    from features.pit.history import history_table
 
     fcfg = feature_config or FeatureConfig()
     table = history_table(events, master, as_of, fcfg)

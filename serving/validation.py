@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.item_state import column_array
+from features.pit.item_state import column_array
 
 _ACTIVITY_TIMES = ("last_dunning_time", "last_contact_time", "dispute_open_since",
                    "last_dispute_time", "last_customer_reaction_time")

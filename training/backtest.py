@@ -16,7 +16,7 @@ the ratio to the rule strategy. Orderings (higher first):
   edge >= backtest_late_days), i.e. P(more than 30 days late) with the default edges. For an
   overdue item P(late) is ~1 by definition, so open_amount * p_late orders overdue items much as
   largest-first does; the bucket order shows what the delay model adds;
-- `rule_strategy`: SAP-style priority, then points (training.rules; customer-level fields
+- `rule_strategy`: SAP-style priority, then points (training.core.rules; customer-level fields
   aggregated over the period's worklist);
 - `oldest_first` (days_overdue) and `largest_first` (open_amount);
 - `oracle`: open_amount * oracle_p_late of the simulator (latent truth at posting) when given;
@@ -37,8 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.config import EvaluationConfig, PaydelayConfig, RuleStrategyConfig
-from training.rules import days_overdue, rule_order_key, rule_points
+from features.config import PaydelayConfig
+
+from features.config.evaluation import EvaluationConfig
+
+from features.config.rules import RuleStrategyConfig
+from training.core.rules import days_overdue, rule_order_key, rule_points
 
 _DAY = np.timedelta64(1, "D")
 FIXED_ORDERS = ("rule_strategy", "oldest_first", "largest_first")

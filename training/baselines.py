@@ -34,8 +34,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.config import EvaluationConfig, PaydelayConfig
-from training.rules import days_overdue, days_to_due
+from features.config import PaydelayConfig
+
+from features.config.evaluation import EvaluationConfig
+from training.core.rules import days_overdue, days_to_due
 
 BASELINE_NAMES: tuple[str, ...] = ("due_date", "hist_avg_delay", "add")
 _DAY = np.timedelta64(1, "D")

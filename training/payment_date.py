@@ -38,8 +38,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.config import LgbParams
-from features.item_state import n_rows
+from features.config.training import LgbParams
+from features.pit.item_state import n_rows
 from training.risk import FeatureSet, dataset, lgb_params
 
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)

@@ -34,14 +34,16 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.config import LgbParams, PaydelayConfig
+from features.config import PaydelayConfig
+
+from features.config.training import LgbParams
 from training import registry
-from training.bundle import ModelBundle, json_safe
+from training.core.bundle import ModelBundle, json_safe
 from training.payment_date import (anchor_days, censored_coverage, due_offset, fit_conformal,
                                    fit_quantiles, predict_relative, resolve_anchor, to_days)
 from training.risk import (FeatureSet, feature_matrix, feature_set_from_spec, fit_buckets,
                            fit_calibrator, fit_risk, learn_categories)
-from training.scoring import score
+from training.core.scoring import score
 from training.splits import SplitResult, refit_frame, rolling_folds, split_rows
 
 log = logging.getLogger(__name__)
@@ -324,9 +326,9 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
           caveats: tuple[str, ...] = ()) -> TrainResult:
     """Train, evaluate and (unless register=False) log + register one model bundle.
 
-    rows: output of features.build.build_training_set; truth: the simulator's truth frame
+    rows: output of features.pit.build.build_training_set; truth: the simulator's truth frame
     (oracle line); tracking_uri: MLflow store (default sqlite:///<repo>/models/mlflow.db).
-    feature_set defaults to features.feature_spec; with_report=False skips B's evaluation
+    feature_set defaults to features.pit.feature_spec; with_report=False skips B's evaluation
     report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an external
     data set) go into the report and the run's tags. Raises InsufficientDataError (min-data gate)
     before fitting anything.

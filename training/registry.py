@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.config import PromotionConfig
+from features.config.training import PromotionConfig
 from features.paths import MODELS
-from training.bundle import ModelBundle
+from training.core.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"

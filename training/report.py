@@ -3,7 +3,7 @@
 `evaluate(holdout_rows, predictions, cfg, truth=None, train_rows=None, caveats=...)` scores every
 prediction frame on the same rows with the same code (training.metrics), adds
 - the baselines (training.baselines) that `predictions` lacks, when `train_rows` is given;
-- the SAP-style rule strategy (training.rules) as a ranking-only scorer (`risk_score` =
+- the SAP-style rule strategy (training.core.rules) as a ranking-only scorer (`risk_score` =
   percent / 100: ROC-AUC and PR-AUC, no calibration metrics);
 - the oracle line on simulated data (`truth`: oracle_p_late per invoice, the latent probability
   at posting): scored on the same rows, and again on posting rows only, where it is the real
@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.config import EvaluationConfig, PaydelayConfig, RuleStrategyConfig
+from features.config import PaydelayConfig
+
+from features.config.evaluation import EvaluationConfig
+
+from features.config.rules import RuleStrategyConfig
 from training.backtest import worklist_backtest
 from training.baselines import BASELINE_NAMES, fit_baselines
 from training.metrics import evaluate_predictions, reliability_table, risk_mask
-from training.rules import describe_strategy, days_to_due, rule_points
+from training.core.rules import describe_strategy, days_to_due, rule_points
 from training.slices import DERIVED_SLICES, slice_metrics
 
 RULE_SCORER = "rule_strategy"

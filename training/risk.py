@@ -1,7 +1,7 @@
 """Late-payment risk: the feature matrix, the LightGBM P(late) model, its calibrator, delay buckets.
 
 - `FeatureSet` says which columns the models read, which are categorical / boolean and which
-  monotone constraint each carries (from features.feature_spec.FEATURES; never on a categorical,
+  monotone constraint each carries (from features.pit.feature_spec.FEATURES; never on a categorical,
   which aborts LightGBM 4.7).
 - `feature_matrix` builds the LightGBM input the same way for training and scoring: categoricals
   are cast to the categories seen in training (an unseen value becomes NaN on purpose, and is
@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from features.config import LgbParams
+from features.config.training import LgbParams
 
 log = logging.getLogger(__name__)
 RISK_CLASSES: tuple[str, ...] = ("low", "medium", "high", "very_high")
@@ -63,8 +63,8 @@ class FeatureSet:
 
 
 def feature_set_from_spec() -> FeatureSet:
-    """The project's feature set, read from features.feature_spec (imported lazily)."""
-    from features import feature_spec
+    """The project's feature set, read from features.pit.feature_spec (imported lazily)."""
+    from features.pit import feature_spec
 
     specs = feature_spec.FEATURES
     return FeatureSet(

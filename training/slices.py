@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.config import EvaluationConfig
+from features.config.evaluation import EvaluationConfig
 from training.metrics import evaluate_predictions, risk_mask
 
 DERIVED_SLICES = ("amount_band", "customer_history")

@@ -130,7 +130,7 @@ def check_rows(rows: pd.DataFrame, what: str = "rows") -> None:
     missing = [c for c in _REQUIRED if c not in rows.columns]
     if missing:
         raise ValueError(f"{what} lack column(s) {missing}: expected the output of "
-                         "features.build.build_training_set (keys + labels + features)")
+                         "features.pit.build.build_training_set (keys + labels + features)")
     if rows["snapshot_time"].isna().any():
         bad = rows.index[rows["snapshot_time"].isna()][:5].tolist()
         raise ValueError(f"{what}: snapshot_time is missing on rows {bad}")

@@ -24,7 +24,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from features.config import LgbParams, PaydelayConfig
+from features.config import PaydelayConfig
+
+from features.config.training import LgbParams
 from training.payment_date import payment_offset, resolve_anchor
 from training.risk import FeatureSet, dataset, feature_matrix, fit_risk, lgb_params
 from training.splits import late_from

@@ -60,8 +60,8 @@ def server(registered, tmp_path_factory):
 @pytest.fixture(scope="session")
 def worklist(registered):
     """JSON items of the invoices open at the extract's time, as a worklist engine sends them."""
-    from features.item_state import item_state_at
-    from features.snapshots import scoring_snapshots
+    from features.pit.item_state import item_state_at
+    from features.pit.snapshots import scoring_snapshots
     from serving.api_models import items_payload
 
     state = item_state_at(registered.events, scoring_snapshots(registered.events))

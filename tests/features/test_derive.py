@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.derive import (
+from features.ingest.derive import (
     DERIVED_SOURCE,
     add_calculated_activities,
     master_from_events,
 )
-from features.validate import validate_event_log
+from features.ingest.validate import validate_event_log
 
 AS_OF = "2024-03-01"
 T = pd.Timestamp
@@ -196,8 +196,8 @@ def test_master_from_events():
 
 
 def test_rederiving_a_simulated_ledger_gives_back_its_calculated_events():
-    simulate = pytest.importorskip("features.simulate")
-    from features.config import SimulatorConfig
+    simulate = pytest.importorskip("features.simulate.ledger")
+    from features.config.simulator import SimulatorConfig
 
     ledger = simulate.simulate_ledger(
         SimulatorConfig(n_customers=40, n_invoices=600, months=12), seed=3)

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import features.history as history
-from features.build import build_training_set, step_item_state
+import features.pit.history as history
+from features.pit.build import build_training_set, step_item_state
 from features.config import PaydelayConfig
-from features.item_state import prepare_log
-from features.simulate import simulate_ledger
-from features.snapshots import training_codes
+from features.pit.item_state import prepare_log
+from features.simulate.ledger import simulate_ledger
+from features.pit.snapshots import training_codes
 
 
 def assert_same(left: pd.DataFrame, right: pd.DataFrame) -> None:

@@ -9,8 +9,8 @@ import pytest
 from reference import event_frame, invoice_rows
 
 from features import schema
-from features.build import features_at
-from features.config import FeatureConfig
+from features.pit.build import features_at
+from features.config.features import FeatureConfig
 
 A = schema.Activity
 

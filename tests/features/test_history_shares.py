@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from features.build import build_training_set
+from features.pit.build import build_training_set
 from features.config import PaydelayConfig
-from features.feature_spec import FEATURES
-from features.simulate import simulate_ledger
+from features.pit.feature_spec import FEATURES
+from features.simulate.ledger import simulate_ledger
 
 
 def test_share_features_lie_between_zero_and_one():

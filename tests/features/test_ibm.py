@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from features import paths, schema
-from features.sources.ibm import DISPUTE_CAVEAT, OUTCOME_COLUMNS, load_ibm_ar
-from features.validate import validate_event_log
+from features.ingest.ibm import DISPUTE_CAVEAT, OUTCOME_COLUMNS, load_ibm_ar
+from features.ingest.validate import validate_event_log
 
 T = pd.Timestamp
 HEADER = ("countryCode,customerID,PaperlessDate,invoiceNumber,InvoiceDate,DueDate,InvoiceAmount,"

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.build import build_training_set, summary
-from features.config import FeatureConfig
-from features.labels import labels_at
+from features.pit.build import build_training_set, summary
+from features.config.features import FeatureConfig
+from features.pit.labels import labels_at
 from reference import event_frame, invoice_rows
 
 A = schema.Activity
@@ -171,7 +171,7 @@ def test_ibm_sample_builds_and_reports_censoring():
 
     if not paths.IBM_AR_CSV.is_file():
         pytest.skip(f"IBM AR sample not found at {paths.IBM_AR_CSV}")
-    from features.sources.ibm import load_ibm_ar
+    from features.ingest.ibm import load_ibm_ar
 
     ledger = load_ibm_ar()
     full = build_training_set(ledger.events, ledger.master, FeatureConfig(), seed=0)

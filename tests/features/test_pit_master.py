@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.build import build_training_set, features_at
-from features.config import FeatureConfig
-from features.master_asof import master_asof
+from features.pit.build import build_training_set, features_at
+from features.config.features import FeatureConfig
+from features.pit.master_asof import master_asof
 from reference import event_frame, invoice_rows
 
 A = schema.Activity

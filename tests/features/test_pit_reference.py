@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.build import build_scoring_set, build_training_set, features_at
-from features.config import FeatureConfig, SimulatorConfig
-from features.feature_spec import (CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SET_VERSION,
+from features.pit.build import build_scoring_set, build_training_set, features_at
+from features.config.features import FeatureConfig
+from features.config.simulator import SimulatorConfig
+from features.pit.feature_spec import (CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SET_VERSION,
                                    FEATURES)
-from features.labels import EXTRA_LABEL_COLUMNS
+from features.pit.labels import EXTRA_LABEL_COLUMNS
 from reference import DAY, Reference, adversarial_ledger
 
 CONFIG = FeatureConfig(grace_days=2)
@@ -71,7 +72,7 @@ def compare(rows: pd.DataFrame, ref: Reference, with_labels: bool) -> int:
 
 @pytest.fixture(scope="module")
 def simulated():
-    from features.simulate import simulate_ledger
+    from features.simulate.ledger import simulate_ledger
 
     ledger = simulate_ledger(SimulatorConfig(n_customers=24, n_invoices=900, months=20), seed=7)
     return ledger.events, ledger.master
@@ -218,9 +219,9 @@ def test_sampling_is_independent_of_other_customers(simulated):
 # The serving path (item state carried by a request + the online history table) computes the
 # same features as the batch builder.
 def test_serving_path_equals_batch(simulated):
-    from features.history import history_table, join_history
-    from features.invoice_features import invoice_features
-    from features.item_state import ITEM_STATE_COLUMNS, item_state_at
+    from features.pit.history import history_table, join_history
+    from features.pit.invoice_features import invoice_features
+    from features.pit.item_state import ITEM_STATE_COLUMNS, item_state_at
 
     events, master = simulated
     batch = build_scoring_set(events, master, CONFIG)
@@ -242,7 +243,7 @@ def test_serving_path_equals_batch(simulated):
 
 
 def test_step_index_matches_brute_force():
-    from features.item_state import Queries, StepIndex
+    from features.pit.item_state import Queries, StepIndex
 
     rng = np.random.default_rng(0)
     # Units of us, s and days pack (code, time) directly; a huge span falls back to ranks.
@@ -281,7 +282,7 @@ def test_bad_input_is_named():
 
 
 def test_rows_file_carries_the_feature_set_version(tmp_path, adversarial):
-    from features.build import read_rows, write_rows
+    from features.pit.build import read_rows, write_rows
 
     events, master = adversarial
     rows = build_training_set(events, master, CONFIG, seed=5)
@@ -293,8 +294,8 @@ def test_rows_file_carries_the_feature_set_version(tmp_path, adversarial):
 
 
 def test_catalogue_contract(simulated):
-    from features.dictionary import data_dictionary, write_data_dictionary
-    from features.feature_spec import FEATURE_SET_VERSION, MONOTONE, explain
+    from features.pit.dictionary import data_dictionary, write_data_dictionary
+    from features.pit.feature_spec import FEATURE_SET_VERSION, MONOTONE, explain
 
     required = ["amount", "open_amount", "days_overdue", "days_since_posting", "days_to_due",
                 "terms_net_days", "dunning_level", "max_dunning_level", "n_contacts",

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.build import build_training_set, features_at
-from features.config import FeatureConfig, SimulatorConfig
-from features.feature_spec import FEATURE_NAMES
-from features.labels import labels_at
+from features.pit.build import build_training_set, features_at
+from features.config.features import FeatureConfig
+from features.config.simulator import SimulatorConfig
+from features.pit.feature_spec import FEATURE_NAMES
+from features.pit.labels import labels_at
 from reference import adversarial_ledger
 
 A = schema.Activity
@@ -128,7 +129,7 @@ def _check(events, master, t, seed) -> int:
 
 @pytest.fixture(scope="module")
 def simulated():
-    from features.simulate import simulate_ledger
+    from features.simulate.ledger import simulate_ledger
 
     ledger = simulate_ledger(SimulatorConfig(n_customers=40, n_invoices=2500, months=20), seed=3)
     return ledger.events, ledger.master

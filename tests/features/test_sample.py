@@ -6,10 +6,10 @@ import pytest
 
 from features import paths
 from features.config import PaydelayConfig
-from features.io import read_event_log
+from features.ingest.io import read_event_log
 from features.schema import Activity
-from features.simulate import simulate_ledger
-from features.validate import validate_event_log
+from features.simulate.ledger import simulate_ledger
+from features.ingest.validate import validate_event_log
 
 
 @pytest.fixture(scope="module")

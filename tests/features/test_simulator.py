@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.config import SimulatorConfig
+from features.config.simulator import SimulatorConfig
 from features.schema import Activity
-from features.simulate import ACTIVITY_ORDER, simulate_ledger, write_ledger
-from features.simulate_paths import draw_paths, oracle_monte_carlo, oracle_p_late
-from features.simulate_world import draw_customers, draw_invoices
+from features.simulate.ledger import ACTIVITY_ORDER, simulate_ledger, write_ledger
+from features.simulate.paths import draw_paths, oracle_monte_carlo, oracle_p_late
+from features.simulate.world import draw_customers, draw_invoices
 
 DAY = pd.Timedelta(days=1)
 SMALL = SimulatorConfig(n_customers=150, n_invoices=3_000)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.validate import (
+from features.ingest.validate import (
     REASONS,
     summary,
     validate_event_log,

@@ -44,8 +44,8 @@ def world() -> World:
 
 @pytest.fixture(scope="session")
 def open_state(world) -> pd.DataFrame:
-    from features.item_state import item_state_at
-    from features.snapshots import scoring_snapshots
+    from features.pit.item_state import item_state_at
+    from features.pit.snapshots import scoring_snapshots
 
     state = item_state_at(world.events, scoring_snapshots(world.events))
     assert len(state) >= 30, "the test world should have a real worklist"

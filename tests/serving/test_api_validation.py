@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.config import ServingConfig
-from features.item_state import ITEM_STATE_COLUMNS
+from features.config.serving import ServingConfig
+from features.pit.item_state import ITEM_STATE_COLUMNS
 from serving.api_models import ApiModels, item_description
 from serving.handlers import Refused, handle_score
 from serving.validation import check_items, items_frame

@@ -38,7 +38,7 @@ def test_score_returns_every_output_in_request_order(world, request_):
         assert it.days_to_clear_p10 <= it.days_to_clear_p50 <= it.days_to_clear_p90
         assert it.pay_date_p10 <= it.pay_date_p50 <= it.pay_date_p90
     open_amount = {it.invoice_id: it.open_amount for it in request_.items}
-    for it in resp.items:  # training.scoring's definition: the share paid > 30 days late or lost
+    for it in resp.items:  # training.core.scoring's definition: the share paid > 30 days late or lost
         very_late = it.p_bucket_2 + it.p_bucket_3 + it.p_bucket_4
         assert it.expected_amount_at_risk == pytest.approx(open_amount[it.invoice_id] * very_late)
     assert resp.model.feature_set_version == world.bundle.feature_set_version
@@ -47,7 +47,7 @@ def test_score_returns_every_output_in_request_order(world, request_):
 
 def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, request_):
     from serving.predict import feature_rows, model_matrix, score_matrix
-    from training.rules import rule_points
+    from training.core.rules import rule_points
 
     data = handle_rerank(world.model, request_.as_of, request_.items, request_.capacity)
     resp = _roundtrip(am.RerankResponse, data)
@@ -58,7 +58,7 @@ def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, 
     assert sorted(it.rule_rank for it in resp.items) == list(range(1, len(resp.items) + 1))
     assert resp.summary.amount_at_risk_in_capacity == pytest.approx(sum(risk[:10]))
     assert resp.summary.amount_at_risk_in_capacity >= resp.summary.rule_amount_at_risk_in_capacity
-    # the rule columns are training.rules' own valuation of the same rows
+    # the rule columns are training.core.rules' own valuation of the same rows
     state = open_state_of(request_)
     rows = feature_rows(world.model, state, request_.as_of)
     rows = pd.concat([rows, score_matrix(world.model, rows, model_matrix(world.model, rows))],
@@ -78,7 +78,7 @@ def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, 
 
 
 def open_state_of(request_) -> pd.DataFrame:
-    from features.item_state import ITEM_STATE_COLUMNS
+    from features.pit.item_state import ITEM_STATE_COLUMNS
     from serving.validation import items_frame
 
     return items_frame(request_.items, ITEM_STATE_COLUMNS)

@@ -4,7 +4,7 @@ For several times t, the events known at t are replayed (everything later is cut
 state of every invoice open at t becomes a JSON request exactly as a worklist engine would send
 it, and the store is materialised from the same truncated log. The service's path (request
 validation -> item-state frame -> serving.predict.feature_rows) must give, for every feature of
-every item, the value features.build.build_scoring_set computes from the full log at t.
+every item, the value features.pit.build.build_scoring_set computes from the full log at t.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.item_state import ITEM_STATE_COLUMNS
+from features.pit.item_state import ITEM_STATE_COLUMNS
 
 
 def _known_by(events: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
@@ -27,8 +27,8 @@ def _known_by(events: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
 
 
 def _service_features(world, api, make_payload, t: pd.Timestamp) -> pd.DataFrame:
-    from features.item_state import item_state_at
-    from features.snapshots import scoring_snapshots
+    from features.pit.item_state import item_state_at
+    from features.pit.snapshots import scoring_snapshots
     from serving.predict import feature_rows, from_bundle
     from serving.store import build_store
     from serving.validation import check_items, items_frame
@@ -49,7 +49,7 @@ def _service_features(world, api, make_payload, t: pd.Timestamp) -> pd.DataFrame
 @pytest.mark.parametrize("offset", [pd.Timedelta(0), pd.Timedelta(days=97, hours=7, minutes=13),
                                     pd.Timedelta(days=201, hours=16)])
 def test_every_feature_matches_the_batch_pipeline(world, api, make_payload, offset):
-    from features.build import build_scoring_set
+    from features.pit.build import build_scoring_set
 
     t = world.last_refresh - offset
     served = _service_features(world, api, make_payload, t)
@@ -80,9 +80,9 @@ def test_every_feature_matches_the_batch_pipeline(world, api, make_payload, offs
 
 
 def test_served_scores_equal_batch_scores(world, api, make_payload):
-    from features.build import build_scoring_set
+    from features.pit.build import build_scoring_set
     from serving.predict import model_matrix, score_matrix
-    from training.scoring import score
+    from training.core.scoring import score
 
     t = world.last_refresh - pd.Timedelta(days=30, hours=3)
     served = _service_features(world, api, make_payload, t).reset_index(drop=True)

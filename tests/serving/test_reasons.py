@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.feature_spec import FEATURES, FEATURES_BY_NAME
-from features.item_state import ITEM_STATE_COLUMNS
+from features.pit.feature_spec import FEATURES, FEATURES_BY_NAME
+from features.pit.item_state import ITEM_STATE_COLUMNS
 from serving.reasons import compile_templates, sentence, top_reasons, with_direction
 
 COLUMN_NAMES = ({f.name for f in FEATURES} | set(ITEM_STATE_COLUMNS)

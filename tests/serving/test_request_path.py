@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.item_state import ITEM_STATE_COLUMNS
+from features.pit.item_state import ITEM_STATE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,10 @@ def test_contributions_beside_the_boosters_equal_the_explainer_alone(world, both
 
 
 def test_rule_points_on_the_strategy_columns_equal_the_whole_rows(world, both):
-    from features.config import BasicRuleConfig, CollectionRuleConfig, RuleStrategyConfig
+    from features.config.rules import BasicRuleConfig, CollectionRuleConfig, RuleStrategyConfig
     from serving.handlers import rule_frame
     from serving.predict import score_columns
-    from training.rules import rule_points
+    from training.core.rules import rule_points
 
     frame, cols = both
     scored, _ = score_columns(world.model, cols)
@@ -151,7 +151,7 @@ def test_rule_points_on_the_strategy_columns_equal_the_whole_rows(world, both):
 def test_rule_fast_paths_valuate_as_the_general_path(world, both):
     """Numeric and categorical columns are read with numpy; nullable and string columns take
     the general pandas path: both must valuate alike."""
-    from training.rules import rule_points
+    from training.core.rules import rule_points
 
     frame, _ = both
     cfg = world.config.rule_strategy

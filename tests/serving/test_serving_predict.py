@@ -32,7 +32,7 @@ def test_model_matrix_is_what_lightgbm_reads_from_the_training_frame(world, rows
 
 
 def test_score_matrix_equals_training_score_on_every_output(world, rows):
-    from training.scoring import OUTPUT_COLUMNS, score
+    from training.core.scoring import OUTPUT_COLUMNS, score
 
     expected = score(world.bundle, rows)
     got = score_matrix(world.model, rows, model_matrix(world.model, rows))
@@ -67,7 +67,7 @@ def test_unknown_customers_are_cold_start_with_empty_history(world, open_state):
 
 def test_store_lookup_equals_join_history(world, open_state):
     """The store's gathered arrays give the features join_history gives (known + unknown)."""
-    from features.history import join_history
+    from features.pit.history import join_history
 
     state = open_state.head(40).copy()
     state.loc[state.index[::4], "customer_id"] = "NOT-IN-STORE"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.history import aggregate_columns
-from features.master_asof import MASTER_ATTRIBUTES
+from features.pit.history import aggregate_columns
+from features.pit.master_asof import MASTER_ATTRIBUTES
 from serving.store import CustomerStore, empty_store, load_store_for_run, log_store
 
 AGG = aggregate_columns((90, 365))

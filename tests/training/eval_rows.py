@@ -1,6 +1,6 @@
 """Small seeded training-row frames in the row/label contract, for the evaluation tests.
 
-Until features.build exists, the evaluation tests build their own rows here: a posting row per
+Until features.pit.build exists, the evaluation tests build their own rows here: a posting row per
 invoice and, for invoices still open 10 days after the due date, a grid row then. Customers have
 a latent lateness propensity that drives both the labels and the (noisy) hist_* features, and the
 `truth` frame carries oracle_p_late as the simulator would.

@@ -4,12 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import (
-    BasicRuleConfig,
-    CollectionRuleConfig,
-    EvaluationConfig,
-    RuleStrategyConfig,
-)
+from features.config.evaluation import EvaluationConfig
+
+from features.config.rules import BasicRuleConfig, CollectionRuleConfig, RuleStrategyConfig
 from training.backtest import (
     at_risk,
     model_vs_rule,

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from eval_rows import make_rows
-from features.config import EvaluationConfig, FeatureConfig, PaydelayConfig
+from features.config import PaydelayConfig
+from features.config.evaluation import EvaluationConfig
+from features.config.features import FeatureConfig
 from training.baselines import (
     BASELINE_NAMES,
     AverageDaysDelinquentBaseline,

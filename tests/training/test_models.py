@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 from model_rows import feature_set, make_rows, small_config
 
-from features.config import LgbParams
-from training.bundle import ModelBundle
+from features.config.training import LgbParams
+from training.core.bundle import ModelBundle
 from training.metrics import expected_calibration_error
 from training.payment_date import (censored_coverage, fit_conformal, fit_quantiles,
                                    predict_relative, to_days)
 from training.pipeline import fit_bundle
 from training.risk import (FeatureSet, apply_calibrator, feature_matrix, feature_set_from_spec,
                            fit_calibrator, fit_risk, risk_class)
-from training.scoring import OUTPUT_COLUMNS, score
+from training.core.scoring import OUTPUT_COLUMNS, score
 from training.splits import split_rows
 
 SMALL = LgbParams(n_estimators=80, num_leaves=15, min_child_samples=30)

@@ -11,7 +11,7 @@ from model_rows import feature_set, make_rows, small_config
 from training.payment_date import due_offset, payment_offset, predict_relative, to_days
 from training.pipeline import fit_bundle
 from training.risk import feature_matrix
-from training.scoring import score
+from training.core.scoring import score
 from training.splits import refit_frame, rolling_folds, split_rows
 
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from model_rows import feature_set, make_rows, small_config
 
-from features.config import PromotionConfig
+from features.config.training import PromotionConfig
 from training import registry
 from training.pipeline import evaluate, train
-from training.scoring import score
+from training.core.scoring import score
 
 WEAK = {"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.01}
 

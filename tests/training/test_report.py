@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from eval_rows import make_rows, model_like
-from features.config import EvaluationConfig, PaydelayConfig
+from features.config import PaydelayConfig
+from features.config.evaluation import EvaluationConfig
 from training.baselines import BASELINE_NAMES
 from training.metrics import evaluate_predictions
 from training.plots import (

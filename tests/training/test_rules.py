@@ -4,14 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import (
-    BasicRuleConfig,
-    CollectionRuleConfig,
-    PaydelayConfig,
-    PriorityConfig,
-    RuleStrategyConfig,
-)
-from training.rules import describe_strategy, rule_points, validate_strategy
+from features.config import PaydelayConfig
+
+from features.config.rules import BasicRuleConfig, CollectionRuleConfig, PriorityConfig, RuleStrategyConfig
+from training.core.rules import describe_strategy, rule_points, validate_strategy
 
 T = pd.Timestamp("2024-06-01")
 

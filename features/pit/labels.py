@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.config import FeatureConfig
-from features.invoice_features import day_number
-from features.item_state import ACT, DAY_US, NAT, ReplayLog, prepare_log, to_us
+from features.config.features import FeatureConfig
+from features.pit.invoice_features import day_number
+from features.pit.item_state import ACT, DAY_US, NAT, ReplayLog, prepare_log, to_us
 
 A = schema.Activity
 EXTRA_LABEL_COLUMNS: tuple[str, ...] = ("label_late_known",)
@@ -83,7 +83,7 @@ def label_frame(log: ReplayLog, inv: np.ndarray, t: np.ndarray, config: FeatureC
 def labels_at(events: pd.DataFrame | ReplayLog, snapshots: pd.DataFrame,
               config: FeatureConfig = FeatureConfig(), end_time: object = None) -> pd.DataFrame:
     """Labels of each (invoice_id, snapshot_time) row, observed up to end_time."""
-    from features.item_state import _snapshot_codes, event_positions
+    from features.pit.item_state import _snapshot_codes, event_positions
 
     log = prepare_log(events)
     inv, t = _snapshot_codes(log, snapshots)

@@ -1,7 +1,7 @@
 """Reading and writing event logs and customer masters (CSV or Parquet).
 
 Readers only resolve column names and keep the values raw: ids stay strings (leading zeros kept)
-and CSV values stay text, so that `features.validate` can parse dates and amounts row by row and
+and CSV values stay text, so that `features.ingest.validate` can parse dates and amounts row by row and
 quarantine a bad value instead of failing the whole read. A file is rejected outright only when it
 cannot be read at all or lacks a required column.
 
@@ -157,7 +157,7 @@ def read_event_log(path: str | Path) -> pd.DataFrame:
     """Read an event log (CSV or Parquet, by suffix) into a raw frame with our column names.
 
     CSV values stay text; Parquet keeps its types except that id/text columns become strings.
-    Parse and check the result with `features.validate.validate_event_log`.
+    Parse and check the result with `features.ingest.validate.validate_event_log`.
     """
     df, path = _read_table(path, "event log")
     df = canonicalise_columns(df, table="events", source=path)

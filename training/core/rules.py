@@ -51,7 +51,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from features.config import BasicRuleConfig, RuleStrategyConfig
+from features.config.rules import BasicRuleConfig, RuleStrategyConfig
 
 _DAY = np.timedelta64(1, "D")
 

@@ -7,7 +7,7 @@ Each CSV row becomes an invoice's events (times at 00:00, dates are US M/D/YYYY)
 - dispute_case_created when Disputed == "Yes" (see "Disputes" below);
 - incoming_payment_posted (document_type DZ) and invoice_cleared at SettledDate, both for the full
   amount; the clearing document "CL<invoiceNumber>" is synthetic;
-- due_date_passed, derived by `features.derive` at DueDate + 1 day when the invoice was still
+- due_date_passed, derived by `features.ingest.derive` at DueDate + 1 day when the invoice was still
   open then, i.e. exactly for the rows with DaysLate > 0.
 Ids stay strings (invoiceNumber keeps its leading zeros). last_refresh = the latest date in the
 file + 1 day. DaysToSettle and DaysLate are outcomes: they are only used to check that they agree
@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from features import paths, schema
-from features.derive import add_calculated_activities
-from features.validate import validate_event_log
+from features.ingest.derive import add_calculated_activities
+from features.ingest.validate import validate_event_log
 
 A = schema.Activity
 SOURCE_SYSTEM = "IBM_AR_SAMPLE"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.invoice_features import as_categorical, times_us
-from features.item_state import Queries, StepIndex, column_array
+from features.pit.invoice_features import as_categorical, times_us
+from features.pit.item_state import Queries, StepIndex, column_array
 
 MASTER_ATTRIBUTES: tuple[str, ...] = ("risk_category", "credit_limit", "customer_segment",
                                       "collector")

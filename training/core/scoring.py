@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.bundle import ModelBundle
+from training.core.bundle import ModelBundle
 from training.payment_date import QUANTILE_KEYS, payment_offset, predict_relative, to_days
 from training.risk import apply_calibrator, bucket_probabilities, feature_matrix, risk_class
 

@@ -53,9 +53,9 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.config import FeatureConfig
-from features.invoice_features import day_number, times_us
-from features.item_state import (ACT, DAY_US, NAT, CumTable, Queries, RangeMax, ReplayLog,
+from features.config.features import FeatureConfig
+from features.pit.invoice_features import day_number, times_us
+from features.pit.item_state import (ACT, DAY_US, NAT, CumTable, Queries, RangeMax, ReplayLog,
                                  StepIndex, column_array, open_cents_after, prepare_log, to_us)
 
 A = schema.Activity
@@ -112,7 +112,7 @@ def segment_codes(master: pd.DataFrame, customer_ids: np.ndarray, codes: np.ndar
                   t: np.ndarray) -> tuple[np.ndarray, int]:
     """Customer segment of each (customer code, t) from the master as of t, as codes into the
     master's sorted segment values (-1: unknown), and the number of values."""
-    from features.master_asof import master_asof_codes
+    from features.pit.master_asof import master_asof_codes
 
     seg = master_asof_codes(master, customer_ids, codes, t)["customer_segment"].array
     return np.asarray(seg.codes, dtype=np.int64), len(seg.categories)
@@ -472,7 +472,7 @@ def history_table(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
 
     This is the online store serving loads; `join_history` turns it into features.
     """
-    from features.master_asof import master_asof, master_from_events
+    from features.pit.master_asof import master_asof, master_from_events
 
     log = prepare_log(events)
     when = log.end_time if as_of is None else to_us(as_of)
@@ -783,7 +783,7 @@ def join_history(state: pd.DataFrame, table: pd.DataFrame, t: object,
 
     Customers missing from the table get empty histories (cold start) and unknown master data.
     """
-    from features.master_asof import MASTER_ATTRIBUTES, master_features
+    from features.pit.master_asof import MASTER_ATTRIBUTES, master_features
 
     if table["customer_id"].duplicated().any():
         raise ValueError("history table has several rows for one customer_id")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.validate import lookup
+from features.ingest.validate import lookup
 
 A = schema.Activity
 DERIVED_SOURCE = "derived"
@@ -119,7 +119,7 @@ def add_calculated_activities(events: pd.DataFrame, as_of: pd.Timestamp | str | 
                               ) -> pd.DataFrame:
     """Return the log plus derived due_date_passed / promise_to_pay_broken events, sorted.
 
-    `events` is a canonical typed log (see features.validate). The result is ordered by invoice,
+    `events` is a canonical typed log (see features.ingest.validate). The result is ordered by invoice,
     event time and lifecycle order (see `sort_events`).
     """
     needed = [c for c in ("event_time", "activity", "invoice_id", "customer_id", "net_due_date")

@@ -1,6 +1,6 @@
 """Validation of raw event logs and customer masters: parse, check, and quarantine bad rows.
 
-`validate_event_log` turns a raw frame (text values, as `features.io` reads them) into the
+`validate_event_log` turns a raw frame (text values, as `features.ingest.io` reads them) into the
 canonical typed event log and a quarantine of the rows it cannot trust. Nothing is lost: every
 input row ends up either clean or quarantined with exactly one reason, the first of REASONS (in
 that order) that applies. Later checks only look at rows that passed the earlier ones, so a bad
@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.io import canonicalise_columns, write_table
+from features.ingest.io import canonicalise_columns, write_table
 
 A = schema.Activity
 

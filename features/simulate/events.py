@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.schema import Activity
-from features.simulate_paths import (CREDITED, NEVER, PAID, WRITTEN_OFF, Paths, next_business_day,
+from features.simulate.paths import (CREDITED, NEVER, PAID, WRITTEN_OFF, Paths, next_business_day,
                                      previous_business_day)
-from features.simulate_world import Customers, Invoices, first_run_on_or_after
+from features.simulate.world import Customers, Invoices, first_run_on_or_after
 
 DAY = 86_400
 HOUR = 3_600

@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import schema
-from features.config import FeatureConfig
-from features.feature_spec import feature_set_version, feature_specs
-from features.history import build_customer_tables, history_for_codes
-from features.invoice_features import invoice_features
-from features.item_state import ReplayLog, ids_series, prepare_log, state_arrays, state_frame
-from features.labels import EXTRA_LABEL_COLUMNS, label_frame
-from features.master_asof import master_asof_codes, master_features, master_from_events
-from features.snapshots import KINDS, scoring_codes, to_us, training_codes
+from features.config.features import FeatureConfig
+from features.pit.feature_spec import feature_set_version, feature_specs
+from features.pit.history import build_customer_tables, history_for_codes
+from features.pit.invoice_features import invoice_features
+from features.pit.item_state import ReplayLog, ids_series, prepare_log, state_arrays, state_frame
+from features.pit.labels import EXTRA_LABEL_COLUMNS, label_frame
+from features.pit.master_asof import master_asof_codes, master_features, master_from_events
+from features.pit.snapshots import KINDS, scoring_codes, to_us, training_codes
 
 VERSION_KEY = b"feature_set_version"
 _KEY_ONLY = frozenset(schema.ROW_KEY_COLUMNS) - {"company_code", "open_amount"}
@@ -176,7 +176,7 @@ def features_at(events: pd.DataFrame, master: pd.DataFrame | None, config: Featu
     snapshot_kind is taken from the snapshots when they carry it, else "now". Every invoice must
     be open at its time. Used for replay/parity checks and ad-hoc as-of questions.
     """
-    from features.item_state import _snapshot_codes
+    from features.pit.item_state import _snapshot_codes
 
     log = prepare_log(events)
     inv, t = _snapshot_codes(log, snapshots)

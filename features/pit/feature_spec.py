@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from features import schema
-from features.config import FeatureConfig
+from features.config.features import FeatureConfig
 
 A = schema.Activity
 # 1.1: recency, season and relative-amount history; 1.2: seasonal late share clipped to [0, 1];
@@ -293,7 +293,7 @@ def _history_specs(windows: tuple[int, ...]) -> list[FeatureSpec]:
 
 
 def _recency_season_specs() -> list[FeatureSpec]:
-    """Recent habit, season of the due date and size of the bill (features.history docstring)."""
+    """Recent habit, season of the due date and size of the bill (features.pit.history docstring)."""
     n = "numeric"
     recent = "the customer's most recently paid invoices (up to 8, the latest weighing most)"
     return [

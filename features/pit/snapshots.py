@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.config import FeatureConfig
-from features.item_state import DAY_US, ReplayLog, prepare_log, to_us
+from features.config.features import FeatureConfig
+from features.pit.item_state import DAY_US, ReplayLog, prepare_log, to_us
 
 KINDS: tuple[str, ...] = ("posting", "grid", "now")
 _NEVER = np.iinfo(np.int64).max

@@ -36,11 +36,11 @@ import pandas as pd
 import pyarrow as pa
 
 from features import schema
-from features.config import SimulatorConfig
-from features.simulate_events import (ACTIVITY_ORDER, COLLECTOR, DAY, PAYMENT_BLOCK_KEYS,
+from features.config.simulator import SimulatorConfig
+from features.simulate.events import (ACTIVITY_ORDER, COLLECTOR, DAY, PAYMENT_BLOCK_KEYS,
                                       SYSTEM_USERS, EventArrays, build_events)
-from features.simulate_paths import NEVER, draw_paths, oracle_monte_carlo, oracle_p_late
-from features.simulate_world import (ARCHETYPES, SEGMENTS, TERMS, Customers, Invoices,
+from features.simulate.paths import NEVER, draw_paths, oracle_monte_carlo, oracle_p_late
+from features.simulate.world import (ARCHETYPES, SEGMENTS, TERMS, Customers, Invoices,
                                      MasterVersions, draw_customers, draw_invoices, draw_master)
 
 SOURCE_SYSTEM = "SIMULATOR"
@@ -261,9 +261,9 @@ LEDGER_FILES = ("events", "master", "truth", "customers")
 def write_ledger(ledger: Ledger, out_dir: str | Path) -> dict[str, Path]:
     """Write the four frames as `<name>.parquet` in `out_dir`; returns their paths.
 
-    A ledger folder (features.ledger_files) plus the latent customers, which only a simulated
+    A ledger folder (features.ingest.ledger_files) plus the latent customers, which only a simulated
     ledger has."""
-    from features.ledger_files import write_ledger_dir
+    from features.ingest.ledger_files import write_ledger_dir
 
     out = write_ledger_dir(out_dir, ledger.events, ledger.master, ledger.truth)
     ledger.customers.to_parquet(out / "customers.parquet", index=False)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features import schema
-from features.simulate_paths import (NEVER, InvoiceLatents, first_weekday_on_or_after,
+from features.simulate.paths import (NEVER, InvoiceLatents, first_weekday_on_or_after,
                                      next_business_day, previous_business_day)
 
 ARCHETYPES: tuple[str, ...] = ("on_time", "chronic_late", "drifter", "seasonal")

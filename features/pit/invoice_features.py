@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.item_state import DAY_US, NAT, column_array, to_us
+from features.pit.item_state import DAY_US, NAT, column_array, to_us
 
 INVOICE_FEATURE_COLUMNS: tuple[str, ...] = (
     # invoice
