@@ -62,7 +62,7 @@ def _world(args):
     from features.pit.item_state import item_state_at
     from features.pit.snapshots import scoring_snapshots
     from serving.demo import simulate_and_train
-    from serving.predict import from_bundle
+    from serving.model import from_bundle
 
     base = PaydelayConfig(seed=args.seed)
     sim = base.simulator.model_copy(update={"n_customers": args.customers,
@@ -98,8 +98,8 @@ def main(argv=None) -> dict:
     from features.pit.item_state import ITEM_STATE_COLUMNS
     from serving.api_models import ApiModels, items_payload
     from serving.handlers import handle_rerank, rule_frame, templates, to_json
-    from serving.predict import (feature_columns, model_matrix, score_and_explain_columns,
-                                 settle_heap)
+    from serving.predict import feature_columns, model_matrix, score_and_explain_columns
+    from serving.process import settle_heap
     from serving.reasons import top_reasons
     from serving.rerank import rerank_groups
     from serving.validation import items_columns

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from serving.predict import ServingModel
+from serving.model import ServingModel
 
 
 def risk_inputs(model: ServingModel, rows: pd.DataFrame) -> np.ndarray:

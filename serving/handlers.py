@@ -22,8 +22,8 @@ import pandas as pd
 import pydantic_core
 
 from features.pit.item_state import column_array
-from serving.predict import (ServingModel, feature_columns, predict_columns,
-                             score_and_explain_columns)
+from serving.model import ServingModel
+from serving.predict import feature_columns, predict_columns, score_and_explain_columns
 from serving.validation import check_items, items_columns
 
 

@@ -29,158 +29,18 @@ helper thread.
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from features import schema
-from features.config import PaydelayConfig
-from features.config.features import FeatureConfig
-from features.config.rules import RuleStrategyConfig
-from features.config.serving import ServingConfig
 from features.pit.item_state import n_rows
-from serving.store import CustomerStore, empty_store
+from serving.model import ServingModel
+from serving.process import run_beside
 
 log = logging.getLogger(__name__)
-
-MODEL_ENV = "PAYDELAY_MODEL"  # alias or version to serve (overrides ServingConfig.model_ref)
-TRACKING_ENV = "PAYDELAY_TRACKING_URI"  # MLflow store (default: the project's models/mlflow.db)
-CONFIG_ENV = "PAYDELAY_CONFIG"  # TOML config file
-
-
-@dataclass
-class ServingModel:
-    bundle: object  # training.core.bundle.ModelBundle
-    store: CustomerStore
-    config: PaydelayConfig
-    feature_config: FeatureConfig
-    info: dict = field(default_factory=dict)
-    explainer: object | None = None  # serving.treeshap.FastTreeShap (None: use pred_contrib)
-
-    @property
-    def serving(self) -> ServingConfig:
-        return self.config.serving
-
-    @property
-    def rules(self) -> RuleStrategyConfig:
-        return self.config.rule_strategy
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.bundle.feature_set.names)
-
-    def specs(self) -> dict:
-        """FeatureSpec per feature of the model's feature config (sentences for reasons)."""
-        from features.pit.feature_spec import feature_specs
-
-        return {s.name: s for s in feature_specs(self.feature_config)}
-
-
-def model_feature_config(bundle, fallback: FeatureConfig) -> FeatureConfig:
-    """The feature config the bundle was trained with (falls back to the serving config's)."""
-    stored = (getattr(bundle, "config", None) or {}).get("features")
-    return FeatureConfig.model_validate(stored) if stored else fallback
-
-
-def from_bundle(bundle, store: CustomerStore | None, config: PaydelayConfig,
-                info: dict | None = None, explainer: bool = True) -> ServingModel:
-    """A ServingModel over an in-memory bundle (tests, notebooks, the registry loader)."""
-    from serving.treeshap import FastTreeShap
-
-    fcfg = model_feature_config(bundle, config.features)
-    shap = None
-    if explainer:
-        shap = FastTreeShap(bundle.risk)
-        if not shap.supported:
-            log.warning("risk model too deep for tabulated TreeSHAP: reasons use pred_contrib")
-            shap = None
-    source = dict(getattr(bundle, "source", {}) or {})
-    store = store or empty_store(bundle.feature_set_version)
-    base = {
-        "registered_model": source.get("registered_model"), "version": source.get("version"),
-        "aliases": list(source.get("aliases", [])), "run_id": source.get("run_id"),
-        "feature_set_version": bundle.feature_set_version,
-        "store_as_of": None if store.as_of is None else store.as_of.to_pydatetime(),
-    }
-    return ServingModel(bundle=bundle, store=store, config=config, feature_config=fcfg,
-                        info={**base, **(info or {})}, explainer=shap)
-
-
-def load_config_from_env() -> PaydelayConfig:
-    from features.config import load_config
-
-    return load_config(os.environ.get(CONFIG_ENV) or None)
-
-
-def load_serving_model(config: PaydelayConfig | None = None, model_ref: str | None = None,
-                       tracking_uri: str | None = None) -> ServingModel:
-    """The registered bundle (alias / version from the argument, $PAYDELAY_MODEL or config) and
-    the customer store logged with its training run ($PAYDELAY_STORE_PATH overrides)."""
-    from serving.store import load_store_for_run, store_override_path
-    from training.registry import load_bundle
-
-    config = config or load_config_from_env()
-    ref = model_ref or os.environ.get(MODEL_ENV) or config.serving.model_ref
-    uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
-    bundle = load_bundle(ref, name=config.training.registered_model_name, tracking_uri=uri)
-    override = store_override_path()
-    if override is not None:
-        store = CustomerStore.load(override)
-    else:
-        run_id = (getattr(bundle, "source", {}) or {}).get("run_id")
-        store = load_store_for_run(run_id, uri) if run_id else None
-        if store is None:
-            log.warning("model version has no customer store: every customer is cold-start")
-    return from_bundle(bundle, store, config, info={"model_ref": str(ref)})
-
-
-def settle_heap() -> None:
-    """Collect, then freeze every object alive now (modules, model, store) out of the garbage
-    collector's sight. A request allocates thousands of small dicts and lists, which triggers
-    full collections; without this each one walks the whole loaded heap (tens of ms).
-
-    Also keep the request's large temporary arrays in the heap (keep_freed_memory)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    keep_freed_memory()
-
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def keep_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> bool:
-    """Ask glibc to serve blocks up to `mmap_threshold` bytes from the heap and to keep up to
-    `trim_threshold` freed bytes instead of giving them back to the kernel.
-
-    A request's arrays of a few MB (the explainer's 1.5 million table look-ups for 500 rows,
-    the model matrix) are otherwise mapped fresh and unmapped on every request, and touching
-    fresh pages costs a page fault per 4 kB: measured here, the tabulated TreeSHAP of a
-    500-item worklist took 12 ms instead of 6. The process keeps at most its peak request's
-    memory. Returns False (and changes nothing) where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
-                    and libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
-    except (OSError, AttributeError):
-        return False
-
 
 # ----------------------------------------------------------------------------- features ----
 def _times(as_of, n: int) -> np.ndarray:
@@ -334,61 +194,6 @@ def _category_lookup(model: ServingModel, name: str, training: pd.Index,
     return lookup
 
 
-_HELPER: ThreadPoolExecutor | None = None
-_HELPER_LOCK = threading.Lock()
-
-
-def helper() -> ThreadPoolExecutor:
-    """The process's one helper thread (see run_beside)."""
-    global _HELPER
-    with _HELPER_LOCK:
-        if _HELPER is None:
-            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paydelay-helper")
-    return _HELPER
-
-
-def _forget_helper() -> None:
-    # a forked child (a server worker) has no copy of the parent's thread: it starts its own
-    global _HELPER, _HELPER_LOCK
-    _HELPER, _HELPER_LOCK = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_helper)
-
-
-def run_beside(tasks: dict[str, Callable[[], object]]) -> dict[str, object]:
-    """Results of independent tasks, run by this thread and the helper thread together, each
-    taking the next task as soon as it is free (tasks in the order given; put long ones first).
-
-    A request is scored on one thread (the service's batch thread), which leaves the second core
-    of this 2-core machine idle; the boosters' predictions and the explainer are independent
-    and release the GIL (LightGBM's C calls, numpy's large array operations), so they overlap.
-    Measured on an idle machine: a 500-item re-rank 36 ms instead of 41 with the compact models;
-    when the other core is busy it costs under a millisecond. Which thread runs a task changes
-    nothing in its result. The helper is shared: when it is busy with another batch, this
-    thread simply runs every task itself.
-    """
-    queue = deque(tasks.items())
-    results: dict[str, object] = {}
-
-    def drain() -> None:
-        while True:
-            try:
-                name, task = queue.popleft()
-            except IndexError:
-                return
-            results[name] = task()
-
-    future = helper().submit(drain)
-    try:
-        drain()
-    finally:
-        if not future.cancel():  # started: wait for the task it took (and its error)
-            future.result()
-    return results
-
-
 class _OneThread:
     """A booster whose predict runs on one thread: a request is small, and OpenMP start-up and
     spinning across several workers cost more than they save."""
@@ -494,10 +299,3 @@ def predict(model: ServingModel, state: pd.DataFrame, as_of
 def predict_columns(model: ServingModel, state, as_of) -> tuple[dict[str, object], np.ndarray]:
     """predict as column arrays (serving's request path): features, outputs, and the matrix."""
     return score_columns(model, feature_columns(model, state, as_of))
-
-
-__all__ = ["ServingModel", "from_bundle", "load_serving_model", "feature_rows", "score_rows",
-           "predict", "model_matrix", "score_matrix", "settle_heap", "model_feature_config",
-           "feature_columns", "rows_frame", "score_columns", "predict_columns",
-           "keep_freed_memory", "helper", "run_beside", "score_and_explain_columns",
-           "MODEL_ENV", "TRACKING_ENV", "CONFIG_ENV"]

@@ -44,7 +44,8 @@ from serving.guards import GuardMiddleware  # noqa: E402
 from serving.handlers import (Job, Refused, handle_explain, rerank_many,  # noqa: E402
                               score_many, to_json)
 from serving.handlers import metadata as metadata_of  # noqa: E402
-from serving.predict import load_config_from_env, settle_heap  # noqa: E402
+from serving.model import load_config_from_env
+from serving.process import settle_heap  # noqa: E402
 
 log = logging.getLogger("paydelay.service")
 CONFIG = load_config_from_env()
@@ -101,7 +102,7 @@ class PaydelayService:
         threading.Thread(target=self._load, name="paydelay-model-loader", daemon=True).start()
 
     def _load(self) -> None:
-        from serving.predict import load_serving_model
+        from serving.model import load_serving_model
 
         try:
             model = load_serving_model(CONFIG)

@@ -33,7 +33,7 @@ class World:
 @pytest.fixture(scope="session")
 def world() -> World:
     from serving.demo import simulate_and_train
-    from serving.predict import from_bundle
+    from serving.model import from_bundle
 
     config = demo_config(n_customers=60, n_invoices=1800, months=12, seed=11)
     ledger, rows, result, store = simulate_and_train(config, register=False)

@@ -151,7 +151,7 @@ def test_scoring_before_the_history_snapshot_is_flagged(world, api, body):
 
 
 def test_too_many_items_get_413(world, api, body):
-    from serving.predict import from_bundle
+    from serving.model import from_bundle
 
     config = world.config.model_copy(update={"serving": ServingConfig(max_items=2)})
     small = from_bundle(world.bundle, world.store, config, explainer=False)

@@ -29,7 +29,8 @@ def _known_by(events: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
 def _service_features(world, api, make_payload, t: pd.Timestamp) -> pd.DataFrame:
     from features.pit.item_state import item_state_at
     from features.pit.snapshots import scoring_snapshots
-    from serving.predict import feature_rows, from_bundle
+    from serving.model import from_bundle
+    from serving.predict import feature_rows
     from serving.store import build_store
     from serving.validation import check_items, items_frame
 

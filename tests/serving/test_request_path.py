@@ -192,7 +192,7 @@ def test_check_items_on_columns_finds_what_it_finds_on_the_frame(world, api, ope
 
 
 def test_run_beside_returns_every_result_and_passes_errors_on():
-    from serving.predict import run_beside
+    from serving.process import run_beside
 
     tasks = {f"t{i}": (lambda i=i: i * i) for i in range(7)}
     assert run_beside(tasks) == {f"t{i}": i * i for i in range(7)}
@@ -210,7 +210,7 @@ def _two_threads() -> dict:
     returns only when run_beside really runs them on two threads."""
     import threading
 
-    from serving.predict import run_beside
+    from serving.process import run_beside
 
     barrier = threading.Barrier(2, timeout=10)
 
