@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/processed/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast demo lock sample bench clean serve ui
+.PHONY: help venv test test-fast demo lock sample bench clean serve ui bento lint
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -31,6 +31,15 @@ test-fast: venv ## Tests without the slow end-to-end ones
 demo: venv ## Simulate a ledger, build features, train, register, serve and re-rank a sample worklist
 	$(BIN)/paydelay demo --workdir $(DEMO_DIR)
 
+bento: venv requirements-serving.txt ## Build a Bento of @champion: model, customer store, runtime requirements
+	$(BIN)/paydelay bento
+
+requirements-serving.txt: requirements.lock serving/runtime_requirements.py
+	$(PYTHON) serving/runtime_requirements.py
+
+lint: venv ## Check the import layering (import-linter contracts in pyproject.toml)
+	$(BIN)/lint-imports
+
 serve: venv ## Serve the @champion model on http://127.0.0.1:3000
 	$(BIN)/paydelay serve
 
@@ -49,6 +58,7 @@ bench: venv ## Run the speed, scale and model-target benchmarks (long: minutes)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/python serving/runtime_requirements.py
 
 clean: ## Remove the environment, generated data and local model stores
 	rm -rf $(VENV) data/raw/* data/interim/* data/processed/* models/mlflow.db models/mlartifacts

@@ -1,17 +1,46 @@
-"""`paydelay`: one thin command per stage (simulate, ingest, features, train, tune, evaluate, serve,
-rerank, demo). Every command only parses options, calls library functions and prints; the work
+"""`paydelay`: one thin command per stage (simulate, ingest, features, train, tune, evaluate, bento,
+serve, rerank, demo). Every command only parses options, calls library functions and prints; the work
 lives in features/, training/ and serving/.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
+import httpx
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from features import paths
+from features.config import load_config
+from features.ingest import ledger_summary
+from features.ingest.derive import add_calculated_activities, master_from_events
+from features.ingest.ibm import load_ibm_ar
+from features.ingest.io import read_event_log, read_master, write_event_log, write_table
+from features.ingest.ledger_files import EVENTS, MASTER, read_ledger_dir, write_ledger_dir
+from features.ingest.validate import summary as quarantine_summary
+from features.ingest.validate import validate_event_log, validate_master, write_quarantine
+from features.pit.build import build_scoring_set, build_training_set, read_rows, write_rows
+from features.pit.build import summary as training_summary
+from features.pit.dictionary import write_data_dictionary
+from features.pit.feature_spec import feature_set_version
+from features.pit.item_state import item_state_at
+from features.pit.master_asof import master_asof
+from features.pit.snapshots import scoring_snapshots
+from features.simulate.ledger import simulate_ledger
+from serving.api_models import items_payload
+from serving.launcher import command, running_server, server_env
+from serving.release import build_bento
+from serving.store import STORE_DIR, CustomerStore, build_store, log_store
+from training.pipeline import evaluate as evaluate_model
+from training.pipeline import train as train_models
+from training.registry import flatten, versions
+from training.registry import rollback as roll_back_champion
 
 app = typer.Typer(
     help="Payment-delay prediction for accounts-receivable collections.\n\n"
@@ -29,8 +58,6 @@ ConfigOpt = Annotated[
 
 
 def _config(path: Path | None):
-    from features.config import load_config
-
     return load_config(path)
 
 
@@ -46,17 +73,13 @@ def _print_counts(title: str, counts: dict) -> None:
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Folder for events/master/truth Parquet files.")] = Path(
-        "data/raw/simulated"),
+    out: Annotated[Path, typer.Option(help="Folder for events/master/truth Parquet files.")]
+    = paths.SIMULATED,
     invoices: Annotated[int | None, typer.Option(help="Override the number of invoices.")] = None,
     customers: Annotated[int | None, typer.Option(help="Override the number of customers.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Simulate a realistic receivables ledger (the default data source) and print its summary."""
-    from features.ingest import ledger_summary
-    from features.ingest.ledger_files import write_ledger_dir
-    from features.simulate.ledger import simulate_ledger
-
     cfg = _config(config)
     sim = cfg.simulator.model_copy(update={k: v for k, v in
                                            {"n_invoices": invoices, "n_customers": customers}.items()
@@ -81,22 +104,17 @@ def _print_ledger_summary(summary: dict) -> None:
 
 @app.command()
 def ingest(
-    source: Annotated[Path, typer.Argument(help="Event log (CSV or Parquet), our names, the seed's "
-                                           "or SAP's, or a ledger folder written by `simulate`.")],
+    source: Annotated[Path, typer.Argument(help="Event log (CSV or Parquet), our names, the "
+                                           "data model's or SAP's, or a ledger folder written "
+                                           "by `simulate`.")],
     master: Annotated[Path | None, typer.Option(help="Customer master file; derived from the "
                                                 "events when omitted.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the validated ledger and the quarantine.")]
-    = Path("data/interim/ledger"),
+    = paths.LEDGER,
     date_format: Annotated[str | None, typer.Option(help="strftime format of the dates, if not "
                                                     "ISO 8601 (e.g. %m/%d/%Y).")] = None,
 ) -> None:
     """Validate an event log: good rows go on, bad rows go to a quarantine file with a reason each."""
-    from features.ingest import ledger_summary
-    from features.ingest.derive import add_calculated_activities, master_from_events
-    from features.ingest.io import read_event_log, read_master
-    from features.ingest.ledger_files import EVENTS, MASTER, read_ledger_dir, write_ledger_dir
-    from features.ingest.validate import summary, validate_event_log, validate_master, write_quarantine
-
     truth = None
     if source.is_dir():
         files = read_ledger_dir(source)
@@ -105,7 +123,7 @@ def ingest(
     else:
         raw = read_event_log(source)
     result = validate_event_log(raw, date_format=date_format)
-    counts = summary(result)
+    counts = quarantine_summary(result)
     console.print(f"{len(result.events):,} rows kept, {len(result.quarantine):,} quarantined")
     if len(counts):
         console.print(counts.to_string(index=False))
@@ -127,13 +145,9 @@ def ingest(
 @app.command()
 def ibm(
     out: Annotated[Path, typer.Option(help="Folder for the IBM sample as a ledger.")]
-    = Path("data/interim/ibm"),
+    = paths.IBM_LEDGER,
 ) -> None:
     """Turn the IBM accounts-receivable sample into a validated ledger folder."""
-    from features.ingest import ledger_summary
-    from features.ingest.ledger_files import write_ledger_dir
-    from features.ingest.ibm import load_ibm_ar
-
     ledger = load_ibm_ar()
     write_ledger_dir(out, ledger.events, ledger.master)
     _print_ledger_summary(ledger_summary.summarise(ledger.events))
@@ -144,18 +158,14 @@ def ibm(
 @app.command()
 def features(
     ledger: Annotated[Path, typer.Option(help="Validated ledger folder (from `ingest` or `ibm`).")]
-    = Path("data/interim/ledger"),
+    = paths.LEDGER,
     out: Annotated[Path, typer.Option(help="Folder for training.parquet, scoring.parquet and "
-                                      "the data dictionary.")] = Path("data/processed/ledger"),
+                                      "the data dictionary.")] = paths.FEATURE_ROWS,
     end_time: Annotated[str | None, typer.Option(help="End of observation (default: the log's "
                                                  "last refresh).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Build point-in-time training rows (with labels) and scoring rows (open items now)."""
-    from features.pit.build import build_scoring_set, build_training_set, summary, write_rows
-    from features.pit.dictionary import write_data_dictionary
-    from features.ingest.ledger_files import read_ledger_dir
-
     cfg = _config(config)
     files = read_ledger_dir(ledger)
     with console.status("Building training rows"):
@@ -169,12 +179,9 @@ def features(
         files.truth.to_parquet(out / "truth.parquet", index=False)
     md, _ = write_data_dictionary(out / "data_dictionary", cfg.features)
     # The online store the service reads customer history from; `train` logs it with the model.
-    from features.pit.feature_spec import feature_set_version
-    from serving.store import build_store
-
     build_store(files.events, files.master, end_time, cfg.features,
                 feature_set_version(cfg.features)).save(out / STORE_DIR)
-    stats = summary(training)
+    stats = training_summary(training)
     stats.pop("snapshot_kinds", None)
     _print_counts("Training set", stats)
     _print_counts("Scoring set (open items now)", {"rows": len(scoring)})
@@ -192,23 +199,16 @@ def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
 
 
 def _rows_and_truth(rows: Path):
-    from features.pit.build import read_rows
-
     frame = read_rows(rows / "training.parquet" if rows.is_dir() else rows)
     truth_path = (rows if rows.is_dir() else rows.parent) / "truth.parquet"
-    import pandas as pd
-
     return frame, (pd.read_parquet(truth_path) if truth_path.exists() else None)
 
 
-STORE_DIR = "customer_store"
 RowsOpt = Annotated[Path, typer.Option(help="Folder (or file) written by `features`.")]
 
 
 def _train(rows: Path, config: Path | None, tune_trials: int | None, register: bool,
            caveat: list[str] | None):
-    from training.pipeline import train as train_models
-
     cfg = _config(config)
     if tune_trials is not None:
         tuning = cfg.training.tuning.model_copy(update={"enabled": tune_trials > 0,
@@ -222,14 +222,10 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
                               caveats=tuple(caveat or ()))
     store_dir = (rows if rows.is_dir() else rows.parent) / STORE_DIR
     if register and result.run_id and store_dir.exists():
-        from serving.store import CustomerStore, log_store
-
         log_store(CustomerStore.load(store_dir), result.run_id)
     if result.report is not None:
         _print_frame("Holdout: model against every baseline (same rows)",
                      result.report.headline_table())
-    from training.registry import flatten
-
     _print_counts("Headline metrics (test slice)", {
         k: v for k, v in flatten(result.metrics).items() if isinstance(v, (int, float))
         and k.split(".")[-1] in {"roc_auc", "ece", "ece_lo", "ece_hi", "brier",
@@ -238,8 +234,6 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
     if result.model_version is not None:
         console.print(f"Registered [bold]paydelay[/bold] version {result.model_version} as "
                       f"[bold]@{result.alias}[/bold]: {result.decision.reason}")
-    for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
     return result
 
 
@@ -249,7 +243,7 @@ CaveatOpt = Annotated[list[str] | None, typer.Option(help="Caveat to state in th
 
 @app.command()
 def train(
-    rows: RowsOpt = Path("data/processed/ledger"),
+    rows: RowsOpt = paths.FEATURE_ROWS,
     register: Annotated[bool, typer.Option(help="Register in MLflow and apply the champion "
                                            "gate.")] = True,
     caveat: CaveatOpt = None,
@@ -263,7 +257,7 @@ def train(
 
 @app.command()
 def tune(
-    rows: RowsOpt = Path("data/processed/ledger"),
+    rows: RowsOpt = paths.FEATURE_ROWS,
     trials: Annotated[int, typer.Option(help="Optuna trials per model.")] = 20,
     register: bool = True,
     caveat: CaveatOpt = None,
@@ -275,42 +269,42 @@ def tune(
 
 @app.command()
 def evaluate(
-    rows: RowsOpt = Path("data/processed/ledger"),
+    rows: RowsOpt = paths.FEATURE_ROWS,
     model: Annotated[str, typer.Option(help="Alias or version of the registered model.")]
     = "champion",
     config: ConfigOpt = None,
 ) -> None:
-    """Re-evaluate a registered model on the holdout of the given rows."""
-    from training.pipeline import evaluate as evaluate_model
-
+    """Re-evaluate a registered model on the holdout of the given rows (its headline metrics)."""
     cfg = _config(config)
     frame, truth = _rows_and_truth(rows)
     version = int(model) if model.isdigit() else model
-    report = evaluate_model(frame, cfg, alias_or_version=version, truth=truth)
-    headline = getattr(report, "headline_table", None)
-    if headline is not None:
-        _print_frame(f"Holdout: paydelay@{model} against every baseline", headline())
-    else:
-        from training.registry import flatten
-
-        _print_counts(f"paydelay@{model}", {k: v for k, v in flatten(report).items()
-                                            if isinstance(v, (int, float))})
+    metrics = evaluate_model(frame, cfg, alias_or_version=version, truth=truth)
+    _print_counts(f"paydelay@{model}", {k: v for k, v in flatten(metrics).items()
+                                        if isinstance(v, (int, float))})
 
 
 @app.command()
 def models() -> None:
     """List the registered versions and their aliases."""
-    from training.registry import versions
-
     _print_frame("Registered model versions", versions())
 
 
 @app.command()
 def rollback() -> None:
     """Move @champion back to the previous champion."""
-    from training.registry import rollback as roll
+    console.print(f"@champion is now version {roll_back_champion()}")
 
-    console.print(f"@champion is now version {roll()}")
+
+@app.command()
+def bento(
+    model: Annotated[str | None, typer.Option(help="Alias or version to release (default "
+                                              "@champion).")] = None,
+) -> None:
+    """Build a Bento, a release: the registered model and its customer store copied from the
+    MLflow registry into BentoML, the service code and the run-time requirements only.
+    $PAYDELAY_TRACKING_URI names the MLflow store, $BENTOML_HOME the BentoML one."""
+    tag = build_bento(model)
+    console.print(f"Built Bento {tag}: `bentoml serve {tag}` or `bentoml containerize {tag}`")
 
 
 @app.command()
@@ -324,10 +318,6 @@ def serve(
     """Serve the registered model with BentoML (foreground; Ctrl-C stops it).
 
     PAYDELAY_API_TOKEN, if set, guards /score, /rerank and /explain with a bearer token."""
-    import subprocess
-
-    from serving.launcher import command, server_env
-
     env = server_env(tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"),
                      token=os.environ.get("PAYDELAY_API_TOKEN"), model=model, workers=workers)
     cmd = command(port, host)
@@ -338,11 +328,6 @@ def serve(
 def sample_worklist(events, master=None, max_items: int = 40) -> tuple[str, dict]:
     """The open items of the collector with the most overdue items, as a worklist engine would
     send them: (collector, request body)."""
-    from features.pit.item_state import item_state_at
-    from features.pit.master_asof import master_asof
-    from features.pit.snapshots import scoring_snapshots
-    from serving.api_models import items_payload
-
     snaps = scoring_snapshots(events)
     state = item_state_at(events, snaps).reset_index(drop=True)
     now = snaps["snapshot_time"].max()
@@ -387,7 +372,7 @@ def print_reranked(response: dict, collector: str, top: int = 15) -> None:
 @app.command()
 def rerank(
     ledger: Annotated[Path, typer.Option(help="Ledger folder whose open items form the worklist.")]
-    = Path("data/interim/ledger"),
+    = paths.LEDGER,
     url: Annotated[str, typer.Option(help="Base URL of a running service.")]
     = "http://127.0.0.1:3000",
     capacity: int = 10,
@@ -395,10 +380,6 @@ def rerank(
 ) -> None:
     """Send one collector's open items to a running service and print them re-ranked with
     reasons (the worklist engine's call)."""
-    import httpx
-
-    from features.ingest.ledger_files import read_ledger_dir
-
     files = read_ledger_dir(ledger)
     collector, body = sample_worklist(files.events, files.master)
     body["capacity"] = capacity
@@ -414,15 +395,13 @@ def rerank(
 
 @app.command()
 def sample(
-    out: Annotated[Path, typer.Option(help="Folder of the committed sample.")] = Path("data/sample"),
+    out: Annotated[Path, typer.Option(help="Folder of the committed sample.")] = paths.SAMPLE,
     invoices: int = 2_000,
     customers: int = 80,
     config: ConfigOpt = None,
 ) -> None:
-    """Regenerate the small committed sample ledger (our column names and the seed's)."""
-    from features.ingest.io import write_event_log, write_table
-    from features.simulate.ledger import simulate_ledger
-
+    """Regenerate the small committed sample ledger (our column names and the process-mining data
+    model's)."""
     cfg = _config(config)
     sim = cfg.simulator.model_copy(update={"n_invoices": invoices, "n_customers": customers,
                                            "months": 24})
@@ -438,7 +417,7 @@ def sample(
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Scratch folder for the demo's data.")]
-    = Path("data/processed/demo"),
+    = paths.DEMO,
     config: ConfigOpt = None,
 ) -> None:
     """The whole product end to end on a simulated ledger."""
@@ -452,8 +431,6 @@ def demo(
     console.rule("4. Train, evaluate against the baselines, register in MLflow")
     _train(workdir / "processed", config, None, True, None)
     console.rule("5. Serve @champion with BentoML on loopback and re-rank a worklist")
-    from serving.launcher import running_server, server_env
-
     with running_server(server_env(), workdir / "server.log") as url:
         console.print(f"Service ready at {url} (log: {workdir / 'server.log'})")
         rerank(ledger=interim, url=url, capacity=10, top=12)

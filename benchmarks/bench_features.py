@@ -20,6 +20,7 @@ import psutil
 from features.pit.build import build_training_set, summary
 from features.config.features import FeatureConfig
 from features.config.simulator import SimulatorConfig
+from features.simulate.ledger import simulate_ledger
 
 
 class PeakRSS:
@@ -56,8 +57,6 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-
-    from features.simulate.ledger import simulate_ledger
 
     customers = args.customers or max(args.invoices // 40, 1)
     t0 = time.perf_counter()

@@ -82,7 +82,7 @@ def _posting_rows(result) -> tuple[pd.DataFrame, np.ndarray]:
 def _oracle_context(result, truth: pd.DataFrame, cfg: PaydelayConfig, seed: int) -> list[Line]:
     """The oracle's ECE at posting, the chance ECE of a perfect model, the oracle's date MAE."""
     from training.metrics import expected_calibration_error
-    from training.payment_date import due_offset
+    from training.core.payment import due_offset
 
     test, posting = _posting_rows(result)
     lookup = truth.drop_duplicates("invoice_id").set_index("invoice_id")
@@ -147,7 +147,7 @@ def simulated(cfg: PaydelayConfig) -> tuple[list[Line], dict]:
     lines += _oracle_context(result, ledger.truth, cfg, cfg.seed)
     return lines, {"cutoffs": result.split.cutoffs.as_dict(),
                    "training_window": result.bundle.training_window,
-                   "payment_anchor": (result.bundle.quantile_shift or {}).get("anchor")}
+                   "payment_anchor": result.bundle.contract.payment_anchor}
 
 
 def ibm(cfg: PaydelayConfig) -> tuple[list[Line], dict]:

@@ -1,8 +1,9 @@
 """The event log's single source of truth: columns, activities, payment terms, customer master.
 
 Everything that reads, writes, validates, simulates or explains an event log takes its names from
-here. Each column carries the name used in seed 001 (the process-mining data model) and the SAP
-field it comes from, so a data scientist holding an SAP extract can map it without guessing.
+here. Each column carries its name in the process-mining event-log data model (`seed_name`, e.g.
+InvoiceNumber) and the SAP field it comes from, so a data scientist holding an SAP extract can map
+it without guessing. `seed_*` names throughout refer to that event-log data model.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-SCHEMA_VERSION = "1.0"
-
-
 @dataclass(frozen=True)
 class Column:
-    """One column of a table: our snake_case name, the seed's name, the SAP source and its meaning."""
+    """One column of a table: our snake_case name, the data model's name, the SAP source and its
+    meaning."""
 
     name: str
     kind: str  # "datetime" | "string" | "float" | "int" | "bool"
@@ -85,7 +84,8 @@ COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in EVENT_COLUMNS}
 
 
 class Activity(StrEnum):
-    """The fourteen activities of seed 001; the value is the canonical code stored in logs."""
+    """The fourteen activities of the event-log data model; the value is the canonical code stored
+    in logs."""
 
     INVOICE_POSTED = "invoice_posted"
     DUE_DATE_PASSED = "due_date_passed"
@@ -107,7 +107,7 @@ class Activity(StrEnum):
 class ActivitySpec:
     activity: Activity
     label: str  # English display name
-    seed_label: str  # French name used in seed 001
+    seed_label: str  # French name used in the event-log data model
     event_type: str  # "explicit" | "inferred" | "calculated"
     sap_source: str
     document_type: str | None  # usual BLART where the activity is a posting
@@ -164,8 +164,8 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9àâäéèêëîïôöùûüç]+", "_", text.strip().lower()).strip("_")
 
 
-# Every spelling a reader accepts for an activity: our code, the English label, the seed's French
-# label, case- and punctuation-insensitive.
+# Every spelling a reader accepts for an activity: our code, the English label, the data model's
+# French label, case- and punctuation-insensitive.
 ACTIVITY_ALIASES: dict[str, Activity] = {
     _norm(alias): spec.activity
     for spec in ACTIVITIES
@@ -193,7 +193,8 @@ MASTER_COLUMNS: tuple[Column, ...] = (
 )
 MASTER_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in MASTER_COLUMNS)
 
-# Seed / SAP spellings a reader accepts, mapped to our names (exact seed names and SAP fields).
+# Data-model / SAP spellings a reader accepts, mapped to our names (exact data-model names and SAP
+# fields).
 SEED_TO_CANONICAL: dict[str, str] = {
     **{c.seed_name: c.name for c in EVENT_COLUMNS if c.seed_name},
     **{c.seed_name: c.name for c in MASTER_COLUMNS if c.seed_name},

@@ -19,10 +19,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, create_model
 
 from features import schema
 from features.config.serving import ServingConfig
+from features.pit.item_state import ITEM_STATE_COLUMNS
 
 # Descriptions (and per-field constraints) of the item-state columns that are not event columns.
 ITEM_NOTES: dict[str, str] = {
@@ -123,15 +125,30 @@ class ModelInfo(BaseModel):
     store_as_of: datetime | None = Field(None, description="Customer-history snapshot time.")
 
 
+class DelayBucket(BaseModel):
+    """One delay bucket of the served model and its probability. The buckets follow the bucket
+    edges and grace days the model was trained with (its contract; GET /metadata lists them):
+    the first is on time (up to the grace days late), the last is open-ended and includes
+    written-off items."""
+
+    label: str = Field(..., description="E.g. 'on time', '1-30 days late', 'more than 90 days "
+                                        "late or written off'.")
+    from_days: int | None = Field(..., description="First day late in the bucket (null for "
+                                                   "the on-time bucket).")
+    to_days: int | None = Field(..., description="Last day late in the bucket (null: no upper "
+                                                 "bound).")
+    probability: float = Field(..., description="P(the item is paid in this bucket); the "
+                                                "item's buckets sum to 1, the first is "
+                                                "1 - p_late.")
+
+
 class ScoredItem(BaseModel):
     invoice_id: str
     customer_id: str
     p_late: float = Field(..., description="Calibrated P(paid after due date + grace, or lost).")
-    p_bucket_0: float = Field(..., description="P(on time) = 1 - p_late.")
-    p_bucket_1: float = Field(..., description="P(1-30 days late).")
-    p_bucket_2: float = Field(..., description="P(31-60 days late).")
-    p_bucket_3: float = Field(..., description="P(61-90 days late).")
-    p_bucket_4: float = Field(..., description="P(more than 90 days late).")
+    delay_buckets: list[DelayBucket] = Field(..., description=(
+        "P(each delay bucket of the served model), from on time to the open-ended last "
+        "bucket; sums to 1."))
     risk_class: Literal["low", "medium", "high", "very_high"]
     days_to_clear_p10: float = Field(..., description="10 % quantile of days from as_of to "
                                                       "clearing.")
@@ -141,8 +158,10 @@ class ScoredItem(BaseModel):
     pay_date_p50: date
     pay_date_p90: date
     expected_amount_at_risk: float = Field(..., description=(
-        "open_amount x P(paid more than 30 days late or written off) = open_amount x "
-        "(p_bucket_2 + p_bucket_3 + p_bucket_4); definition in training.core.scoring."))
+        "open_amount x P(very late): the summed probability of the model's very-late buckets "
+        "(those starting at or beyond evaluation.backtest_late_days, so more than 30 days late "
+        "or written off with the default edges; GET /metadata lists them); definition in "
+        "training.core.scoring."))
     cold_start: bool = Field(..., description="The customer has too little payment history "
                                               "(or is unknown to the history store).")
     warnings: list[str] = Field(default_factory=list,
@@ -217,8 +236,6 @@ class ApiModels:
     """The request models for one ServingConfig (limits and bounds are configurable)."""
 
     def __init__(self, cfg: ServingConfig):
-        from features.pit.item_state import ITEM_STATE_COLUMNS
-
         self.cfg = cfg
         fields = {name: _item_field(name, dtype, cfg) for name, dtype in
                   ITEM_STATE_COLUMNS.items()}
@@ -247,10 +264,6 @@ class ApiModels:
 def items_payload(state) -> list[dict]:
     """JSON-ready request items from an item-state frame (features.pit.item_state.item_state_at):
     datetimes as ISO strings, missing values as null. For clients, demos and the parity test."""
-    import pandas as pd
-
-    from features.pit.item_state import ITEM_STATE_COLUMNS
-
     cols: dict[str, list] = {}
     for name, dtype in ITEM_STATE_COLUMNS.items():
         col = state[name]
@@ -270,6 +283,6 @@ def items_payload(state) -> list[dict]:
     return [{k: v[i] for k, v in cols.items()} for i in range(n)]
 
 
-__all__ = ["ApiModels", "ModelInfo", "ScoredItem", "ScoreResponse", "Reason", "RankedItem",
-           "RerankSummary", "RerankResponse", "Contribution", "ExplainResponse", "ITEM_NOTES",
-           "REQUIRED_ITEM_FIELDS", "item_description", "items_payload"]
+__all__ = ["ApiModels", "ModelInfo", "DelayBucket", "ScoredItem", "ScoreResponse", "Reason",
+           "RankedItem", "RerankSummary", "RerankResponse", "Contribution", "ExplainResponse",
+           "ITEM_NOTES", "REQUIRED_ITEM_FIELDS", "item_description", "items_payload"]

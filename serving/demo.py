@@ -13,8 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from features.config import PaydelayConfig
-
 from features.config.training import LgbParams
+from features.pit.build import build_training_set
+from features.simulate.ledger import simulate_ledger
+from serving.store import build_store, log_store
+from training.pipeline import train
 
 
 @dataclass
@@ -51,11 +54,6 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
     `train_options`, e.g. register=False or tracking_uri) and materialise the customer store
     for the model's feature set: (ledger, rows, TrainResult, store). with_truth passes the
     simulator's latent truth to train, for the oracle metrics."""
-    from features.pit.build import build_training_set
-    from features.simulate.ledger import simulate_ledger
-    from serving.store import build_store
-    from training.pipeline import train
-
     seed = config.seed if seed is None else seed
     ledger = simulate_ledger(config.simulator, seed)
     rows = build_training_set(ledger.events, ledger.master, config.features, seed)
@@ -69,8 +67,6 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
 def train_and_register(workdir: str | Path, config: PaydelayConfig | None = None,
                        seed: int | None = None) -> DemoModel:
     """Simulate, build features, train + register (gate decides the alias), log the store."""
-    from serving.store import log_store
-
     config = config or demo_config()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

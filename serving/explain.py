@@ -16,21 +16,10 @@ from serving.model import ServingModel
 
 
 def risk_inputs(model: ServingModel, rows: pd.DataFrame) -> np.ndarray:
-    """The float matrix the risk booster sees: categoricals as training category codes (unseen
-    and missing -> NaN), booleans 0/1, numbers as float64. Same values as scoring's DataFrame."""
-    from training.risk import feature_matrix
-
-    frame, _ = feature_matrix(rows, model.bundle.feature_set, model.bundle.categories)
-    cols = []
-    for name in frame.columns:
-        col = frame[name]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            codes = col.cat.codes.to_numpy().astype(np.float64)
-            codes[codes < 0] = np.nan
-            cols.append(codes)
-        else:
-            cols.append(col.to_numpy(dtype=np.float64))
-    return np.column_stack(cols) if cols else np.empty((len(rows), 0))
+    """The float matrix the risk booster sees (the bundle's model matrix, training.core.matrix):
+    categoricals as training category codes (unseen and missing -> NaN), booleans 0/1, numbers
+    as float64."""
+    return model.bundle.matrix.build(rows)[0]
 
 
 def contributions(model: ServingModel, X: np.ndarray, exact: bool = True) -> np.ndarray:

@@ -21,10 +21,16 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
-from features.pit.item_state import column_array
+from features.pit.columns import column_array
+from features.pit.item_state import ITEM_STATE_COLUMNS
+from serving.explain import contributions
 from serving.model import ServingModel
 from serving.predict import feature_columns, predict_columns, score_and_explain_columns
+from serving.reasons import all_contributions, compile_templates, top_reasons
+from serving.rerank import rerank_groups
 from serving.validation import check_items, items_columns
+from training.core.contract import ModelContract
+from training.core.rules import rule_points, strategy_columns
 
 
 class Refused(Exception):
@@ -52,8 +58,6 @@ def resolve_as_of(as_of: datetime | None) -> datetime:
 
 def _state(model: ServingModel, items: list, as_of: datetime, container: str = "items",
            indexed: bool = True):
-    from features.pit.item_state import ITEM_STATE_COLUMNS
-
     cfg = model.serving
     if len(items) > cfg.max_items:
         raise Refused(413, f"{len(items)} items exceed the limit of {cfg.max_items} per request "
@@ -68,23 +72,31 @@ def _state(model: ServingModel, items: list, as_of: datetime, container: str = "
     return checked
 
 
-_FLOATS = ("p_late", "p_bucket_0", "p_bucket_1", "p_bucket_2", "p_bucket_3", "p_bucket_4",
-           "days_to_clear_p10", "days_to_clear_p50", "days_to_clear_p90",
-           "expected_amount_at_risk")
+_DAYS = ("days_to_clear_p10", "days_to_clear_p50", "days_to_clear_p90")
 _DATES = ("pay_date_p10", "pay_date_p50", "pay_date_p90")
 
 
-def _columns(scored: dict, pos: np.ndarray) -> dict[str, list]:
+def delay_buckets(contract: ModelContract, scored: dict, pos: np.ndarray) -> list[list[dict]]:
+    """Per row, the model's delay buckets (label, from_days, to_days from the contract's bucket
+    edges and grace days) with their probabilities: ScoredItem.delay_buckets."""
+    heads = [(b.label, b.from_days, b.to_days) for b in contract.buckets]
+    probs = np.column_stack([column_array(scored, b.column, np.float64)[pos]
+                             for b in contract.buckets]).tolist()
+    return [[{"label": label, "from_days": lo, "to_days": hi, "probability": p}
+             for (label, lo, hi), p in zip(heads, row, strict=True)] for row in probs]
+
+
+def _columns(contract: ModelContract, scored: dict, pos: np.ndarray) -> dict[str, list]:
     """ScoredItem fields (but warnings) as lists, rows taken at positions `pos` of the scored
     columns (serving.predict.score_columns)."""
     cols: dict[str, list] = {
         "invoice_id": scored["invoice_id"][pos].tolist(),
         "customer_id": scored["customer_id"][pos].tolist(),
+        "p_late": column_array(scored, "p_late", np.float64)[pos].tolist(),
+        "delay_buckets": delay_buckets(contract, scored, pos),
     }
-    for name in _FLOATS[:6]:
-        cols[name] = column_array(scored, name, np.float64)[pos].tolist()
     cols["risk_class"] = scored["risk_class"][pos].tolist()
-    for name in _FLOATS[6:9]:
+    for name in _DAYS:
         cols[name] = column_array(scored, name, np.float64)[pos].tolist()
     for name in _DATES:
         days = column_array(scored, name, "datetime64[D]")[pos]
@@ -137,8 +149,6 @@ def _score_batch(model: ServingModel, jobs: list[Job], explain: bool = False
     all jobs are converted and checked together too: per-request costs are what batching saves.
     explain: also the contributions of every row (reasons), computed beside the boosters.
     """
-    from features.pit.item_state import ITEM_STATE_COLUMNS
-
     cfg = model.serving
     results: list = [None] * len(jobs)
     times = [resolve_as_of(job.as_of) for job in jobs]
@@ -185,7 +195,7 @@ def score_many(model: ServingModel, jobs: list[Job]) -> list:
     if batch is None:
         return results
     n = len(batch.X)
-    cols = _columns(batch.scored, np.arange(n))
+    cols = _columns(model.contract, batch.scored, np.arange(n))
     info = model_info(model)
     cols["warnings"] = batch.warnings
     for k, (j, t) in enumerate(batch.jobs):
@@ -199,8 +209,6 @@ def rule_frame(scored: dict, strategy, group_keys: tuple[str, ...]) -> pd.DataFr
     """The scored columns a rule strategy reads (training.core.rules.strategy_columns), as the
     frame rule_points takes: it valuates them exactly as the whole rows, without building a
     frame of every feature."""
-    from training.core.rules import strategy_columns
-
     needed = strategy_columns(strategy, group_keys)
     return pd.DataFrame({c: (pd.Series(scored[c], dtype=object)  # ids: no str conversion
                              if scored[c].dtype == object else scored[c])
@@ -209,11 +217,8 @@ def rule_frame(scored: dict, strategy, group_keys: tuple[str, ...]) -> pd.DataFr
 
 def rerank_many(model: ServingModel, jobs: list[Job]) -> list:
     """RerankResponse data (or a Refused) per job: items from rank 1 down, the rule strategy's
-    priority and rank beside each, top reasons each."""
-    from serving.reasons import top_reasons
-    from serving.rerank import rerank_groups
-    from training.core.rules import rule_points
-
+    priority and rank beside each, top reasons each. The rule strategy is the served model's
+    (its contract), the one it was trained and judged against."""
     results, batch = _score_batch(model, jobs, explain=True)
     if batch is None:
         return results
@@ -224,7 +229,7 @@ def rerank_many(model: ServingModel, jobs: list[Job]) -> list:
     order, summaries = rerank_groups(scored, rules, scored["request"], capacities)
     pos = order["position"].to_numpy()
     phi = batch.phi[pos]
-    cols = _columns(scored, pos)
+    cols = _columns(model.contract, scored, pos)
     cols["warnings"] = [batch.warnings[i] for i in pos]
     cols["rank"] = order["rank"].tolist()
     cols["in_capacity"] = order["in_capacity"].tolist()
@@ -266,8 +271,6 @@ def templates(model: ServingModel):
     """The model's sentence templates, compiled once per loaded model."""
     cached = getattr(model, "_templates", None)
     if cached is None:
-        from serving.reasons import compile_templates
-
         cached = compile_templates(model.specs())
         model._templates = cached
     return cached
@@ -275,16 +278,13 @@ def templates(model: ServingModel):
 
 def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
     """ExplainResponse data: the item scored, every contribution, base value, sentences."""
-    from serving.explain import contributions
-    from serving.reasons import all_contributions, top_reasons
-
     t = resolve_as_of(as_of)
     checked = _state(model, [item], t, container="item", indexed=False)
     scored, X = predict_columns(model, checked.state, t)
     phi = contributions(model, X)
     contribs = all_contributions(phi[0, :-1], scored, list(model.feature_names),
                                  templates(model))
-    record = _records(_columns(scored, np.arange(1)), 1)[0]
+    record = _records(_columns(model.contract, scored, np.arange(1)), 1)[0]
     record["warnings"] = checked.warnings[0]
     base = float(phi[0, -1])
     return {"as_of": t.isoformat(), "model": model_info(model), "item": record,
@@ -301,16 +301,22 @@ def metadata(model: ServingModel | None, loading_error: str | None = None) -> di
     if model is None:
         return {"ready": False, "error": loading_error}
     b = model.bundle
+    contract = model.contract
     cfg = model.serving
     return {
         "ready": True,
         "model": model_info(model),
         "model_ref": model.info.get("model_ref"),
         "feature_set_version": b.feature_set_version,
-        "features": list(b.feature_set.names),
+        "features": list(contract.feature_names),
         "training_window": b.training_window,
         "metrics": b.metrics,
-        "risk_class_cutoffs": list(b.risk_class_cutoffs),
+        "risk_class_cutoffs": list(contract.risk_class_cutoffs),
+        "grace_days": contract.grace_days,
+        "bucket_edges": list(contract.bucket_edges),
+        "delay_buckets": [bucket.to_dict() for bucket in contract.buckets],
+        "very_late_buckets": list(contract.very_late),
+        "payment_anchor": contract.payment_anchor,
         "store": {"as_of": None if model.store.as_of is None else model.store.as_of.isoformat(),
                   "n_customers": model.store.n_customers},
         "explainer": "tabulated TreeSHAP" if model.explainer is not None else "pred_contrib",
@@ -323,4 +329,4 @@ def metadata(model: ServingModel | None, loading_error: str | None = None) -> di
 
 __all__ = ["Refused", "Job", "score_many", "rerank_many", "handle_score", "handle_rerank",
            "handle_explain", "metadata", "resolve_as_of", "to_json", "model_info", "templates",
-           "rule_frame"]
+           "rule_frame", "delay_buckets"]

@@ -41,9 +41,10 @@ def server_env(tracking_uri: str | None = None, token: str | None = None,
     return env | (extra or {})
 
 
-def command(port: int, host: str = "127.0.0.1") -> list[str]:
+def command(port: int, host: str = "127.0.0.1", target: str = SERVICE) -> list[str]:
+    """`bentoml serve` of the service from source (default) or of a built Bento's tag."""
     bentoml = Path(sys.executable).parent / "bentoml"
-    return [str(bentoml), "serve", SERVICE, "--host", host, "--port", str(port)]
+    return [str(bentoml), "serve", target, "--host", host, "--port", str(port)]
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -74,12 +75,16 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def running_server(env: dict, log_path: Path, port: int | None = None,
-                   ready_timeout_s: float = 120):
-    """Yield the base URL of a ready server; its output goes to log_path; stopped on exit."""
+                   ready_timeout_s: float = 120, target: str = SERVICE,
+                   cwd: str | Path = ROOT):
+    """Yield the base URL of a ready server; its output goes to log_path; stopped on exit.
+    `target` is what `bentoml serve` runs: the service from source (default, from `cwd`) or a
+    Bento tag (a Bento runs its own copy of the code: pass a `cwd` outside the repository and
+    an env without the repository on PYTHONPATH to be sure it does)."""
     port = port or free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command(port), cwd=ROOT, env=env, stdout=log,
+        proc = subprocess.Popen(command(port, target=target), cwd=cwd, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

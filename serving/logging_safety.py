@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 import traceback
 
+from pydantic import ValidationError
+
 _INSTALLED_ATTR = "_paydelay_scrubbing"
 
 
 def describe_exception(exc: BaseException) -> str:
     """Type, and for pydantic validation errors the field paths and error types: no values."""
-    from pydantic import ValidationError
-
     name = type(exc).__name__
     if isinstance(exc, ValidationError):
         parts = [f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['type']}"

@@ -1,6 +1,10 @@
-"""The model a serving process holds: `ServingModel` (bundle, customer store, the feature config
-the model was trained with, its explainer) and how it is loaded (registry alias or version,
-environment overrides).
+"""The model a serving process holds: `ServingModel` (bundle, customer store, its explainer, and
+the model's contract: the feature config it was trained with, its delay buckets and rule
+strategy) and how it is loaded (registry alias or version, environment overrides).
+
+What a model means comes from the contract stored in its bundle (training.core.contract), never
+from the serving process's own config: that config only says which model to serve and the
+request limits.
 """
 
 from __future__ import annotations
@@ -13,54 +17,58 @@ from features.config import PaydelayConfig, load_config
 from features.config.features import FeatureConfig
 from features.config.rules import RuleStrategyConfig
 from features.config.serving import ServingConfig
-from features.pit.feature_spec import feature_specs
-from serving.store import CustomerStore, empty_store, load_store_for_run, store_override_path
+from features.pit.feature_spec import FeatureSpec
+from serving.store import CustomerStore, empty_store
 from serving.treeshap import FastTreeShap
-from training.registry import load_bundle
+from training.core.bundle import ModelBundle
+from training.core.contract import ModelContract
 
 log = logging.getLogger(__name__)
 
 MODEL_ENV = "PAYDELAY_MODEL"  # alias or version to serve (overrides ServingConfig.model_ref)
 TRACKING_ENV = "PAYDELAY_TRACKING_URI"  # MLflow store (default: the project's models/mlflow.db)
 CONFIG_ENV = "PAYDELAY_CONFIG"  # TOML config file
+RELEASE_ENV = "PAYDELAY_RELEASE"  # BentoML release model to serve (serving.release), any place
 
 
 @dataclass
 class ServingModel:
-    bundle: object  # training.core.bundle.ModelBundle
+    bundle: ModelBundle
     store: CustomerStore
-    config: PaydelayConfig
-    feature_config: FeatureConfig
+    config: PaydelayConfig  # the serving process's: request limits, reasons, token
     info: dict = field(default_factory=dict)
-    explainer: object | None = None  # serving.treeshap.FastTreeShap (None: use pred_contrib)
+    explainer: FastTreeShap | None = None  # None: reasons use pred_contrib
 
     @property
     def serving(self) -> ServingConfig:
         return self.config.serving
 
     @property
+    def contract(self) -> ModelContract:
+        return self.bundle.contract
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        """The feature config the model was trained with (windows, grace days, cold start)."""
+        return self.bundle.contract.feature_config
+
+    @property
     def rules(self) -> RuleStrategyConfig:
-        return self.config.rule_strategy
+        """The rule strategy shown beside the model: the one it was trained and judged with."""
+        return self.bundle.contract.rule_strategy
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.bundle.feature_set.names)
+        return self.bundle.contract.feature_names
 
-    def specs(self) -> dict:
+    def specs(self) -> dict[str, FeatureSpec]:
         """FeatureSpec per feature of the model's feature config (sentences for reasons)."""
-        return {s.name: s for s in feature_specs(self.feature_config)}
+        return {s.name: s for s in self.bundle.contract.specs()}
 
 
-def model_feature_config(bundle, fallback: FeatureConfig) -> FeatureConfig:
-    """The feature config the bundle was trained with (falls back to the serving config's)."""
-    stored = (getattr(bundle, "config", None) or {}).get("features")
-    return FeatureConfig.model_validate(stored) if stored else fallback
-
-
-def from_bundle(bundle, store: CustomerStore | None, config: PaydelayConfig,
+def from_bundle(bundle: ModelBundle, store: CustomerStore | None, config: PaydelayConfig,
                 info: dict | None = None, explainer: bool = True) -> ServingModel:
     """A ServingModel over an in-memory bundle (tests, notebooks, the registry loader)."""
-    fcfg = model_feature_config(bundle, config.features)
     shap = None
     if explainer:
         shap = FastTreeShap(bundle.risk)
@@ -75,28 +83,9 @@ def from_bundle(bundle, store: CustomerStore | None, config: PaydelayConfig,
         "feature_set_version": bundle.feature_set_version,
         "store_as_of": None if store.as_of is None else store.as_of.to_pydatetime(),
     }
-    return ServingModel(bundle=bundle, store=store, config=config, feature_config=fcfg,
+    return ServingModel(bundle=bundle, store=store, config=config,
                         info={**base, **(info or {})}, explainer=shap)
 
 
 def load_config_from_env() -> PaydelayConfig:
     return load_config(os.environ.get(CONFIG_ENV) or None)
-
-
-def load_serving_model(config: PaydelayConfig | None = None, model_ref: str | None = None,
-                       tracking_uri: str | None = None) -> ServingModel:
-    """The registered bundle (alias / version from the argument, $PAYDELAY_MODEL or config) and
-    the customer store logged with its training run ($PAYDELAY_STORE_PATH overrides)."""
-    config = config or load_config_from_env()
-    ref = model_ref or os.environ.get(MODEL_ENV) or config.serving.model_ref
-    uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
-    bundle = load_bundle(ref, name=config.training.registered_model_name, tracking_uri=uri)
-    override = store_override_path()
-    if override is not None:
-        store = CustomerStore.load(override)
-    else:
-        run_id = (getattr(bundle, "source", {}) or {}).get("run_id")
-        store = load_store_for_run(run_id, uri) if run_id else None
-        if store is None:
-            log.warning("model version has no customer store: every customer is cold-start")
-    return from_bundle(bundle, store, config, info={"model_ref": str(ref)})

@@ -1,9 +1,9 @@
 """Serving's feature path and scoring: open-item states in, model outputs out. Pure Python.
 
 `ServingModel` holds what a scoring process needs, loaded once: the registered bundle
-(risk, bucket and payment-date boosters, calibrator, categories, feature set), the customer
-history store materialised with it, the feature config the model was trained with (read back
-from the bundle, so windows and grace days always match the model), the rule strategy, and the
+(risk, bucket and payment-date boosters, calibrator, categories, and the model contract:
+features, the feature config the rows must be built with, delay buckets, payment anchor, rule
+strategy; training.core.contract), the customer history store materialised with it, and the
 tabulated TreeSHAP explainer of the risk booster.
 
 Features are computed with the batch pipeline's own functions: `invoice_features(state, t)`,
@@ -14,14 +14,14 @@ to t and checks every feature against `features.pit.build` at the same t. Scorin
 training's own functions on a matrix built once per request (`score_matrix`); a test checks it
 equals `training.core.scoring.score`, the function training evaluated.
 
-Two forms of the same path: `feature_rows` / `score_rows` on DataFrames (notebooks, tests), and
-`feature_columns` / `score_and_explain_columns` on a mapping of column arrays, which the
-service's handlers use: on a few hundred rows pandas' per-column costs (tens of microseconds per
-column and operation, ~150 feature columns) were most of a request, so the request path calls
-the array cores of the same feature functions (`invoice_feature_arrays`,
-`history_feature_arrays`, `master_feature_arrays`) and of the output definitions
-(`training.core.scoring.compose_columns`), and builds no frame at all
-(tests/serving/test_request_path.py checks the two forms agree value for value). The boosters'
+The feature functions take and return Columns (features.pit.columns: one array per column), and
+so does `feature_columns`, which the service's handlers call on the columns a request is parsed
+into: on a few hundred rows pandas' per-column costs (tens of microseconds per column and
+operation, ~150 feature columns) were most of a request. `feature_rows` is its adapter for
+callers holding an item-state frame (notebooks, tests). Scoring likewise has `score_rows` on
+DataFrames and `score_and_explain_columns` on column arrays, which composes with the array form
+of the output definitions (`training.core.scoring.compose_columns`) and builds no frame at all
+(tests/serving/test_request_path.py checks the two agree value for value). The boosters'
 predictions and the explainer are independent; `run_beside` runs them on this thread and one
 helper thread.
 """
@@ -36,62 +36,54 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.pit.item_state import n_rows
+from features.pit.columns import Column, Columns, TimeLike, columns_of, frame_of, instants
+from features.pit.feature_spec import feature_specs
+from features.pit.history import aggregate_columns, history_features
+from features.pit.invoice_features import invoice_features
+from features.pit.master_asof import MASTER_ATTRIBUTES, master_features
+from serving.explain import contributions
 from serving.model import ServingModel
 from serving.process import run_beside
+from training.core.payment import payment_offset, sorted_quantiles
+from training.core.scoring import check_rows, compose, compose_columns
 
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- features ----
-def _times(as_of, n: int) -> np.ndarray:
-    if np.ndim(as_of) == 0:
-        return np.full(n, pd.Timestamp(as_of).as_unit("us").to_datetime64(),
-                       dtype="datetime64[us]")
-    t = np.asarray(as_of, dtype="datetime64[us]")
-    if len(t) != n:
-        raise ValueError(f"{len(t)} times for {n} item states")
-    return t
-
-
-def _strings(values) -> np.ndarray:
+def _strings(values: Column) -> np.ndarray:
     """A string column as an object array of str (None for missing)."""
     if isinstance(values, np.ndarray) and values.dtype == object:
         return values
     return pd.Series(values).astype("str").to_numpy(dtype=object, na_value=None)
 
 
-def feature_columns(model: ServingModel, state, as_of) -> dict[str, object]:
-    """feature_rows as a mapping of column arrays (same names, order and values), from an
-    item-state frame or its columns as serving.validation.items_columns gives them: the
-    request path, which never pays pandas' per-column costs on a few hundred rows.
+def feature_columns(model: ServingModel, state: Columns, as_of: TimeLike) -> dict[str, Column]:
+    """Key columns + features of item states at as_of, in the order of the batch rows.
 
-    Features come from the batch pipeline's own functions (invoice_feature_arrays,
-    history_feature_arrays, master_feature_arrays, the cores of invoice_features,
-    history_features and master_features) over the store's aggregates."""
-    from features.pit.history import aggregate_columns, history_feature_arrays
-    from features.pit.invoice_features import invoice_feature_arrays
-    from features.pit.item_state import column_array
-    from features.pit.master_asof import MASTER_ATTRIBUTES, master_feature_arrays
-
+    state: the item-state Columns (features.pit.columns), as serving.validation.items_columns
+    parses a request. as_of: one time for every item, or one per item (several requests
+    scored together). Features come from the batch pipeline's own functions (invoice_features,
+    history_features, master_features) over the store's aggregates; no frame is built, so a
+    request of a few hundred rows never pays pandas' per-column costs."""
     fcfg = model.feature_config
     ids = _strings(state["invoice_id"])
     n = len(ids)
-    t = _times(as_of, n)
+    t = instants(as_of, n)
     customers = _strings(state["customer_id"])
-    item = invoice_feature_arrays(state, t)
+    item = invoice_features(state, t)
     windows = tuple(int(w) for w in fcfg.history_windows_days)
     aggs, attrs = model.store.lookup_arrays(customers, aggregate_columns(windows),
                                             tuple(MASTER_ATTRIBUTES))
-    hist = history_feature_arrays(aggs, state, t, fcfg)
-    master = master_feature_arrays(attrs, aggs["cust_open_cents"] / 100.0)
+    hist = history_features(aggs, state, t, fcfg)
+    master = master_features(attrs, aggs["cust_open_cents"] / 100.0)
     feats = {**item, **master, **hist}
     # row keys first (company_code and open_amount are keys and features: one column each, as
     # in batch), then the features in catalogue order, as features.pit.build.step_features
-    cols: dict[str, object] = {
+    cols: dict[str, Column] = {
         "invoice_id": ids, "customer_id": customers,
         "snapshot_time": t, "snapshot_kind": np.full(n, "now", dtype=object),
-        "posting_time": column_array(state, "posting_time", "datetime64[us]"),
-        "net_due_date": column_array(state, "net_due_date", "datetime64[us]"),
+        "posting_time": np.asarray(state["posting_time"], dtype="datetime64[us]"),
+        "net_due_date": np.asarray(state["net_due_date"], dtype="datetime64[us]"),
     }
     keys = list(cols)
     front = list(schema.ROW_KEY_COLUMNS)
@@ -104,94 +96,26 @@ def _catalogue(model: ServingModel) -> tuple[str, ...]:
     """Feature names of the model's feature config, in catalogue order (cached per model)."""
     names = getattr(model, "_catalogue_names", None)
     if names is None:
-        from features.pit.feature_spec import feature_specs
-
         names = tuple(spec.name for spec in feature_specs(model.feature_config))
         model._catalogue_names = names
     return names
 
 
-_STRING_KEYS = ("invoice_id", "customer_id", "snapshot_kind")
-
-
-def rows_frame(cols: dict[str, object]) -> pd.DataFrame:
-    """The DataFrame of feature columns (string keys as pandas' str dtype), one construction."""
-    return pd.DataFrame({c: (pd.Series(v, dtype="str") if c in _STRING_KEYS else v)
-                         for c, v in cols.items()})
-
-
-def feature_rows(model: ServingModel, state: pd.DataFrame, as_of) -> pd.DataFrame:
-    """Key columns + features of item states at as_of, by the batch pipeline's functions:
-    invoice_features, history_features and master_features over the store's aggregates.
-
-    as_of: one time for every item, or one per item (several requests scored together)."""
-    return rows_frame(feature_columns(model, state, as_of))
+def feature_rows(model: ServingModel, state: pd.DataFrame, as_of: TimeLike) -> pd.DataFrame:
+    """feature_columns for an item-state frame, as a frame (string keys as pandas' str dtype):
+    the adapter for notebooks, tests and batch callers that hold frames."""
+    return frame_of(feature_columns(model, columns_of(state), as_of))
 
 
 # ------------------------------------------------------------------------------ scoring ----
 def model_matrix(model: ServingModel, rows) -> np.ndarray:
-    """The float matrix every booster of the bundle reads, built once per request.
+    """The float matrix every booster of the bundle reads, built once per request by the
+    bundle's own builder (training.core.matrix: the matrix training fitted on).
 
-    rows: feature rows as a frame or a mapping of column arrays. Same values as
-    training.risk.feature_matrix (categoricals as codes of the training categories, unseen or
-    missing -> NaN; booleans 0/1; numbers float64), which LightGBM turns a DataFrame into;
-    without the per-column pandas conversions. A test checks the two agree.
+    rows: feature rows as a frame or a mapping of column arrays. Unseen categories become
+    missing here; serving.validation has already flagged (or refused) them per item.
     """
-    fs = model.bundle.feature_set
-    indexes = getattr(model, "_category_index", None)
-    if indexes is None:
-        indexes = {n: pd.Index(model.bundle.categories[n], dtype=object) for n in fs.categorical}
-        model._category_index = indexes
-    names = list(fs.names)
-    columns = rows.columns if isinstance(rows, pd.DataFrame) else rows
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise ValueError(f"rows lack feature column(s) {missing} (feature set {fs.version})")
-    out = np.empty((len(names), n_rows(rows)), dtype=np.float64)  # transposed: rows are columns
-    if isinstance(rows, pd.DataFrame):
-        plain = [j for j, n in enumerate(names) if n not in indexes]
-        # numbers and booleans in one conversion (bool -> 0/1, NaN kept)
-        out[plain] = rows[[names[j] for j in plain]].to_numpy(dtype=np.float64,
-                                                              na_value=np.nan).T
-    for j, name in enumerate(names):
-        col = rows[name]
-        if name not in indexes:
-            if not isinstance(rows, pd.DataFrame):
-                out[j] = col
-            continue
-        if isinstance(col, (pd.Categorical, pd.Series)) and isinstance(col.dtype,
-                                                                      pd.CategoricalDtype):
-            cat = col.array if isinstance(col, pd.Series) else col
-            # map the column's (few) categories, then its codes: no per-row string work
-            codes = _category_lookup(model, name, indexes[name], cat.categories)[cat.codes]
-        else:
-            values = pd.Series(col).astype("str").to_numpy(dtype=object, na_value=None)
-            codes = indexes[name].get_indexer(values)
-        codes = codes.astype(np.float64)
-        codes[codes < 0] = np.nan
-        out[j] = codes
-    return out.T.copy()
-
-
-_LOOKUP_CACHE_SIZE = 512
-
-
-def _category_lookup(model: ServingModel, name: str, training: pd.Index,
-                     categories: pd.Index) -> np.ndarray:
-    """Training category code of each of a column's categories, then -1 (for code -1:
-    missing). Requests repeat the same few category sets (the store's, a worklist's company
-    codes), so the mapping is cached per model; a pandas index look-up costs more than the
-    rest of the column's conversion."""
-    cache = model.__dict__.setdefault("_category_lookups", {})
-    key = (name, tuple(categories))
-    lookup = cache.get(key)
-    if lookup is None:
-        if len(cache) >= _LOOKUP_CACHE_SIZE:
-            cache.clear()
-        lookup = np.append(training.get_indexer(categories.astype("str").to_numpy(dtype=object)),
-                           -1)
-        cache[key] = lookup
-    return lookup
+    return model.bundle.matrix.build(rows)[0]
 
 
 class _OneThread:
@@ -218,9 +142,7 @@ def score_matrix(model: ServingModel, rows: pd.DataFrame, X: np.ndarray) -> pd.D
     dates, amount at risk) is training's own. A test checks the result equals score() exactly.
     The request path composes on column arrays instead (score_and_explain_columns).
     """
-    from training.core.scoring import check_rows, compose
-
-    check_rows(model.bundle, rows)
+    check_rows(model.contract, rows)
     raw, bucket, relative, _ = _predictions(model, X, explain=False)
     return compose(model.bundle, rows, raw, bucket, relative)
 
@@ -229,9 +151,6 @@ def _predictions(model: ServingModel, X: np.ndarray, explain: bool) -> tuple:
     """The boosters' raw predictions on the matrix (risk, buckets or None, sorted relative
     payment-date quantiles) and, with explain, the rows' SHAP values for reasons
     (serving.explain.contributions(exact=False)); all run by run_beside."""
-    from serving.explain import contributions
-    from training.payment_date import sorted_quantiles
-
     b = model.bundle
     # Longest first (run_beside): the booster with the most tree visits, then the explainer.
     boosters = sorted(b.quantiles.items(), key=lambda kv: -_tree_cost(kv[1]))
@@ -272,9 +191,6 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
                               ) -> tuple[dict[str, object], np.ndarray, np.ndarray | None]:
     """score_columns, and (explain) the SHAP values of every row for the reasons, computed
     beside the boosters (run_beside): (n, n_features + 1), last column the base value."""
-    from training.payment_date import payment_offset
-    from training.core.scoring import compose_columns
-
     missing = [c for c in _COMPOSE_INPUTS if c not in cols]
     if missing:
         raise ValueError(f"rows lack column(s) {missing}, needed for payment dates / amount "
@@ -284,7 +200,8 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
     b = model.bundle
     # compose's own definitions on the arrays: no frame is built on the request path
     out = dict(cols)
-    out.update(compose_columns(b, cols["snapshot_time"], payment_offset(cols, b.quantile_shift),
+    out.update(compose_columns(b, cols["snapshot_time"],
+                               payment_offset(cols, b.contract.payment_anchor),
                                np.asarray(cols["open_amount"], dtype="float64"), raw, bucket,
                                relative))
     return out, X, phi

@@ -1,14 +1,15 @@
 """Order a worklist by expected amount at risk, with the rule strategy's order beside it.
 
-Pure numpy over scored rows (keys + features + training.core.scoring outputs), given as a DataFrame or
-as a mapping of column arrays (the request path). The ML order is the
-expected amount at risk (training.core.scoring: the open amount times the probability it is paid more
-than 30 days late or lost), the quantity a collector's call can still move; ties
-(e.g. two items with nothing open) fall back to P(late), then the open amount, then the invoice id,
-so the order is total and repeatable. The rule order is the SAP-style strategy of
-training.core.rules (higher priority first, then more valuation points), broken the same way by days
-overdue, open amount and invoice id. With a capacity K, the summary compares the amount at risk
-the first K items of each order cover.
+Pure numpy over scored rows (keys + features + training.core.scoring outputs), given as a
+DataFrame or as a mapping of column arrays (the request path). The ML order is the expected
+amount at risk (training.core.scoring: the open amount times the probability it is paid very
+late or lost - the model contract's very-late buckets, more than 30 days with the default
+edges), the quantity a collector's call can still move; ties (e.g. two items with nothing open)
+fall back to P(late), then the open amount, then the invoice id, so the order is total and
+repeatable. The rule order is the served model's SAP-style strategy (its contract;
+training.core.rules: higher priority first, then more valuation points), broken the same way by
+days overdue, open amount and invoice id. With a capacity K, the summary compares the amount at
+risk the first K items of each order cover.
 """
 
 from __future__ import annotations

@@ -17,8 +17,10 @@ Errors: 400 malformed request (pydantic: field path + problem), 401 missing / wr
 or item count over the limits, 422 impossible item (serving.validation), 503 model not loaded.
 No request content reaches the logs (serving.logging_safety).
 
-Environment: PAYDELAY_CONFIG (TOML), PAYDELAY_MODEL (alias or version, default @champion),
-PAYDELAY_TRACKING_URI (MLflow store), PAYDELAY_STORE_PATH (fresher customer store),
+Environment: PAYDELAY_CONFIG (TOML). Inside a Bento the service serves the release the Bento
+carries (serving.release) and ignores PAYDELAY_MODEL / PAYDELAY_TRACKING_URI; from source:
+PAYDELAY_RELEASE (an exported BentoML release) or PAYDELAY_MODEL (alias or version, default
+@champion) with PAYDELAY_TRACKING_URI (MLflow store); PAYDELAY_STORE_PATH (fresher customer store),
 PAYDELAY_API_TOKEN (bearer token), PAYDELAY_WORKERS (worker processes, default 1; one per
 core measured best, each loads its own copy of the model).
 """
@@ -44,7 +46,8 @@ from serving.guards import GuardMiddleware  # noqa: E402
 from serving.handlers import (Job, Refused, handle_explain, rerank_many,  # noqa: E402
                               score_many, to_json)
 from serving.handlers import metadata as metadata_of  # noqa: E402
-from serving.model import load_config_from_env
+from serving import loading  # noqa: E402
+from serving.model import load_config_from_env  # noqa: E402
 from serving.process import settle_heap  # noqa: E402
 
 log = logging.getLogger("paydelay.service")
@@ -102,10 +105,8 @@ class PaydelayService:
         threading.Thread(target=self._load, name="paydelay-model-loader", daemon=True).start()
 
     def _load(self) -> None:
-        from serving.model import load_serving_model
-
         try:
-            model = load_serving_model(CONFIG)
+            model = loading.load_serving_model(CONFIG)
         except Exception as exc:  # kept for /metadata and /readyz stays 503
             # No request is involved here, so the message is safe to show (the scrubbed
             # traceback alone would withhold it).

@@ -6,13 +6,14 @@ computed by the feature pipeline as of the extract's time and stored as a Parque
 training run's artifacts (`customer_store/`), beside the registered model version. Loading the
 model version therefore loads the history it was built with: they are versioned together.
 
-`CustomerStore.lookup(customer_ids)` returns, per requested item, the customer's aggregates and
-master attributes in exactly the form `features.pit.history.join_history` builds them (counts as
-int64 with 0, times with NaT, max days late and credit limit with NaN, strings with None for a
-customer the store does not know: cold start, not an error), but by gathering from column arrays
-prepared once at load time instead of a merge and a per-column fill on every request. The batch
-pipeline's own `history_features` and `master_features` then turn them into features; a test
-checks the look-up against join_history, known and unknown customers mixed.
+`CustomerStore.lookup_arrays(customer_ids)` returns, per requested item, the customer's
+aggregates and master attributes as Columns (features.pit.columns), with the values
+`features.pit.history.join_history` reads from the table (counts as int64 with 0, times with NaT,
+max days late and credit limit with NaN, strings missing for a customer the store does not know:
+cold start, not an error), but by gathering from column arrays prepared once at load time instead
+of a merge and a per-column fill on every request. The batch pipeline's own `history_features`
+and `master_features` then turn them into features; a test checks the look-up against
+join_history, known and unknown customers mixed. `lookup` gives the same values as frames.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.pit.invoice_features import as_categorical
+from features.config.features import FeatureConfig
+from features.pit.columns import Column, Instant, as_categorical
+from features.pit.history import history_table
 
 STORE_DIR = "customer_store"
 TABLE_FILE = "customer_history.parquet"
@@ -47,12 +50,13 @@ class CustomerStore:
         if ids.duplicated().any():
             raise ValueError("customer store has several rows for one customer_id")
         self._index = pd.Index(ids.to_numpy(dtype=object))
-        self._columns: dict[str, object] | None = None
+        # arrays per column, and per string attribute its codes ("#codes") and dtype ("#dtype")
+        self._columns: dict[str, np.ndarray | pd.CategoricalDtype] | None = None
 
     def _prepare(self, aggregate_cols: tuple[str, ...], master_cols: tuple[str, ...]) -> None:
         """Column arrays with one extra last row: the value a customer the store lacks gets
         (also used for every row of a column the table lacks, e.g. an empty store)."""
-        cols: dict[str, np.ndarray] = {}
+        cols: dict[str, np.ndarray | pd.CategoricalDtype] = {}
         table = self.table
         n = len(table)
 
@@ -85,7 +89,8 @@ class CustomerStore:
         self._columns = cols
         self._prepared_for = (aggregate_cols, master_cols)
 
-    def _positions(self, customer_ids, aggregate_cols: tuple[str, ...],
+    def _positions(self, customer_ids: np.ndarray | pd.Series | list[str],
+                   aggregate_cols: tuple[str, ...],
                    master_cols: tuple[str, ...]) -> np.ndarray:
         if self._columns is None or self._prepared_for != (aggregate_cols, master_cols):
             self._prepare(aggregate_cols, master_cols)
@@ -96,15 +101,15 @@ class CustomerStore:
         pos = self._index.get_indexer(ids)
         return np.where(pos >= 0, pos, len(self.table))
 
-    def lookup_arrays(self, customer_ids, aggregate_cols: tuple[str, ...],
-                      master_cols: tuple[str, ...]
-                      ) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    def lookup_arrays(self, customer_ids: np.ndarray | pd.Series | list[str],
+                      aggregate_cols: tuple[str, ...], master_cols: tuple[str, ...]
+                      ) -> tuple[dict[str, np.ndarray], dict[str, Column]]:
         """lookup's values as column arrays, string attributes as Categoricals (values equal to
         lookup's strings): what the request path feeds the feature functions."""
         pos = self._positions(customer_ids, aggregate_cols, master_cols)
         cols = self._columns
         aggs = {c: cols[c][pos] for c in aggregate_cols}
-        attrs: dict[str, object] = {}
+        attrs: dict[str, Column] = {}
         for c in master_cols:
             if c == "credit_limit":
                 attrs[c] = cols[c][pos]
@@ -113,7 +118,8 @@ class CustomerStore:
                                                      dtype=cols[c + "#dtype"], validate=False)
         return aggs, attrs
 
-    def lookup(self, customer_ids, aggregate_cols: tuple[str, ...],
+    def lookup(self, customer_ids: np.ndarray | pd.Series | list[str],
+               aggregate_cols: tuple[str, ...],
                master_cols: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(aggregates, master attributes) per item, as join_history builds them (RangeIndex)."""
         pos = self._positions(customer_ids, aggregate_cols, master_cols)
@@ -128,13 +134,13 @@ class CustomerStore:
     def n_customers(self) -> int:
         return len(self.table)
 
-    def rows_for(self, customer_ids) -> pd.DataFrame:
+    def rows_for(self, customer_ids: np.ndarray | pd.Series | list[str]) -> pd.DataFrame:
         """Store rows of the (distinct) known customers among `customer_ids`."""
         wanted = pd.unique(pd.Series(customer_ids, dtype="str").dropna())
         pos = self._index.get_indexer(wanted)
         return self.table.iloc[pos[pos >= 0]]
 
-    def knows(self, customer_ids) -> pd.Series:
+    def knows(self, customer_ids: np.ndarray | pd.Series | list[str]) -> pd.Series:
         ids = pd.Series(customer_ids, dtype="str")
         return pd.Series(self._index.get_indexer(ids.to_numpy(dtype=object, na_value=None)) >= 0,
                          index=ids.index)
@@ -165,12 +171,10 @@ def _table_as_of(table: pd.DataFrame) -> pd.Timestamp | None:
     return None
 
 
-def build_store(events: pd.DataFrame, master: pd.DataFrame | None, as_of=None,
-                feature_config=None, feature_set_version: str | None = None) -> CustomerStore:
+def build_store(events: pd.DataFrame, master: pd.DataFrame | None,
+                as_of: Instant | None = None, feature_config: FeatureConfig | None = None,
+                feature_set_version: str | None = None) -> CustomerStore:
     """Materialise the store from an event log (history as of `as_of`, default last refresh)."""
-    from features.config.features import FeatureConfig
-    from features.pit.history import history_table
-
     fcfg = feature_config or FeatureConfig()
     table = history_table(events, master, as_of, fcfg)
     when = _table_as_of(table)
@@ -190,6 +194,7 @@ def empty_store(feature_set_version: str | None = None) -> CustomerStore:
 
 def log_store(store: CustomerStore, run_id: str, tracking_uri: str | None = None) -> str:
     """Attach the store to a (finished) training run as artifacts under `customer_store/`."""
+    # Here, not at the top: the registry brings MLflow, which the scoring path never needs.
     from training import registry
 
     client = registry.configure(tracking_uri)
@@ -201,6 +206,8 @@ def log_store(store: CustomerStore, run_id: str, tracking_uri: str | None = None
 
 def load_store_for_run(run_id: str, tracking_uri: str | None = None) -> CustomerStore | None:
     """The store logged with a training run, or None when the run has none."""
+    # Here, not at the top: MLflow (and the registry over it) is heavy, and only loading a
+    # model from the tracking server needs it, never the scoring path.
     import mlflow
 
     from training import registry

@@ -38,14 +38,13 @@ import numpy as np
 import pandas as pd
 
 from features.config import PaydelayConfig
-
 from features.config.evaluation import EvaluationConfig
-
+from features.config.features import FeatureConfig
 from features.config.rules import RuleStrategyConfig
+from training.core.contract import very_late_buckets
 from training.core.rules import days_overdue, rule_order_key, rule_points
 
 _DAY = np.timedelta64(1, "D")
-FIXED_ORDERS = ("rule_strategy", "oldest_first", "largest_first")
 
 
 @dataclass
@@ -100,11 +99,6 @@ def worklist(rows: pd.DataFrame, cfg: EvaluationConfig) -> tuple[pd.DataFrame, i
     frame = frame[~frame.duplicated(["_period", "invoice_id"], keep="last")]
     unknown = frame["_at_risk"].isna()
     return frame.loc[~unknown], int(unknown.sum())
-
-
-def very_late_buckets(bucket_edges: tuple[int, ...], late_days: int) -> list[int]:
-    """Delay buckets k >= 1 (k covers edges[k-1] < days late <= edges[k]) beyond late_days."""
-    return [k for k in range(1, len(bucket_edges) + 1) if bucket_edges[k - 1] >= late_days]
 
 
 def order_scores(items: pd.DataFrame, predictions: dict[str, pd.DataFrame],
@@ -166,7 +160,7 @@ def worklist_backtest(rows: pd.DataFrame, predictions: dict[str, pd.DataFrame],
         ev = cfg or EvaluationConfig()
     rule_cfg = rule_cfg or RuleStrategyConfig()
     seed = 0 if seed is None else seed
-    edges = tuple(bucket_edges or (0, 30, 60, 90))
+    edges = tuple(bucket_edges or FeatureConfig().bucket_edges)
     items, n_unknown = worklist(rows, ev)
     scores = order_scores(items, predictions, rule_cfg, truth,
                           very_late_buckets(edges, ev.backtest_late_days))

@@ -12,8 +12,8 @@ Why this design. Invoices still open at a cut-off are exactly the slow ones, so 
 2. The boosters learn the clearing date relative to the due date plus an anchor, r = days to
    clear - days from t to the due date - the anchor feature (`training.payment_anchor`, by
    default the customer's recent exponentially weighted days late; 0 when unknown), and the
-   offset is added back at scoring (`payment_offset`, which reads the anchor's name from the
-   bundle's payment dict, so older bundles keep their due-date-only offset). The anchor lets a
+   offset is added back at scoring (training.core.payment.payment_offset with the anchor the
+   model contract names, resolved against its features). The anchor lets a
    customer who pays later than anything in the training rows (a drifting payer) be followed
    instead of capped at the largest leaf value. The offset is a known function of
    the row, so the quantiles of r + offset are the quantiles of r shifted by it - but trees no
@@ -29,58 +29,25 @@ Why this design. Invoices still open at a cut-off are exactly the slow ones, so 
    (either it cleared before P90 or it was still open, a miss) - a selection on the prediction,
    never on the outcome; the same holds for P10. The result is re-checked for crossing.
 
-`censored_coverage` evaluates intervals the same way on the test slice.
+`censored_coverage` evaluates intervals the same way on the test slice. What scoring applies
+(offsets, sorting, the shift, days) is in training.core.payment; this module fits.
 """
 
 from __future__ import annotations
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 
 from features.config.training import LgbParams
-from features.pit.item_state import n_rows
-from training.risk import FeatureSet, dataset, lgb_params
+from training.core.contract import FeatureSet
+from training.core.payment import QUANTILE_KEYS, QUANTILES, ConformalShift
+from training.risk import dataset, lgb_params
 
-QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
-QUANTILE_KEYS: tuple[str, ...] = ("p10", "p50", "p90")
 _SHIFT_GRID = np.round(np.arange(-40.0, 40.001, 0.25), 4)  # days
 _MIN_CONFORMAL_ROWS = 50
-_DAY = pd.Timedelta(days=1)
 
 
-def due_offset(rows) -> np.ndarray:
-    """Days from the snapshot t to the net due date (negative once past due; NaN where either is
-    missing). rows: a frame, or a mapping of datetime64 column arrays (serving)."""
-    return ((np.asarray(rows["net_due_date"]) - np.asarray(rows["snapshot_time"]))
-            / np.timedelta64(1, "D")).astype("float64")
-
-
-def anchor_days(rows, anchor: str | None) -> np.ndarray:
-    """The anchor feature's value per row (the customer's recent days late), 0 where missing.
-    rows: a frame, or a mapping of column arrays (serving)."""
-    if not anchor:
-        return np.zeros(n_rows(rows))
-    if anchor not in rows:
-        raise ValueError(f"rows lack the payment-date anchor column {anchor!r}")
-    a = pd.to_numeric(pd.Series(rows[anchor], copy=False)).to_numpy(dtype="float64",
-                                                                    na_value=np.nan)
-    return np.where(np.isnan(a), 0.0, a)
-
-
-def resolve_anchor(anchor: str | None, feature_names) -> str | None:
-    """The configured anchor feature if the model reads it, else None (due date alone)."""
-    return anchor if anchor in tuple(feature_names) else None
-
-
-def payment_offset(rows, shift: dict | None = None) -> np.ndarray:
-    """What the boosters' relative days are added to: days to the due date, plus the anchor
-    feature named in the bundle's payment dict (`shift["anchor"]`; absent in older bundles)."""
-    anchor = (shift or {}).get("anchor")
-    return due_offset(rows) + anchor_days(rows, anchor)
-
-
-def fit_quantiles(X: pd.DataFrame, days: np.ndarray, offset: np.ndarray, fs: FeatureSet,
+def fit_quantiles(X: np.ndarray, days: np.ndarray, offset: np.ndarray, fs: FeatureSet,
                   params: LgbParams, seed: int, num_threads: int,
                   tail_params: LgbParams | None = None) -> dict[str, lgb.Booster]:
     """One quantile booster per P10/P50/P90 on (days to clear, horizon-clipped) - offset.
@@ -99,27 +66,6 @@ def fit_quantiles(X: pd.DataFrame, days: np.ndarray, offset: np.ndarray, fs: Fea
             for q, key in zip(QUANTILES, QUANTILE_KEYS, strict=True)}
 
 
-def predict_relative(boosters: dict[str, lgb.Booster], X: pd.DataFrame) -> np.ndarray:
-    """(n, 3) quantiles of days relative to the due date, sorted per row so they never cross."""
-    return sorted_quantiles({k: boosters[k].predict(X) for k in QUANTILE_KEYS})
-
-
-def sorted_quantiles(predictions: dict[str, np.ndarray]) -> np.ndarray:
-    """The P10 / P50 / P90 boosters' predictions (by QUANTILE_KEYS) as an (n, 3) matrix sorted
-    per row (rearrangement: quantiles that never cross)."""
-    return np.sort(np.column_stack([predictions[k] for k in QUANTILE_KEYS]), axis=1)
-
-
-def to_days(r: np.ndarray, offset: np.ndarray, shift: dict | None = None) -> np.ndarray:
-    """Days from t (n, 3): relative quantiles + offset, conformal shift applied, non-crossing
-    and floored at 0."""
-    r = np.array(r, dtype="float64", copy=True)
-    if shift:
-        r[:, 0] = np.minimum(r[:, 0] - shift["lo"], r[:, 1])
-        r[:, 2] = np.maximum(r[:, 2] + shift["hi"], r[:, 1])
-    return np.maximum(r + np.asarray(offset, dtype="float64")[:, None], 0.0)
-
-
 def _outcome_or_inf(days_known: np.ndarray) -> np.ndarray:
     # Open at the cut-off: later than anything watched, so it counts as beyond every bound.
     d = np.asarray(days_known, dtype="float64")
@@ -127,7 +73,7 @@ def _outcome_or_inf(days_known: np.ndarray) -> np.ndarray:
 
 
 def fit_conformal(days: np.ndarray, days_known: np.ndarray, window_days: np.ndarray,
-                  miss_each_side: float = 0.1) -> dict:
+                  miss_each_side: float = 0.1) -> ConformalShift:
     """Shifts (days) so P10 and P90 each miss `miss_each_side` of the observable rows.
 
     `days`: the unshifted (n, 3) predictions in days from t (`to_days` without a shift).
@@ -141,7 +87,7 @@ def fit_conformal(days: np.ndarray, days_known: np.ndarray, window_days: np.ndar
     window = np.asarray(window_days, dtype="float64")
     hi, n_hi = _side_shift(days[:, 2], +1.0, y, window, miss_each_side)
     lo, n_lo = _side_shift(days[:, 0], -1.0, y, window, miss_each_side)
-    return {"lo": lo, "hi": hi, "n_lo": n_lo, "n_hi": n_hi, "target_miss": miss_each_side}
+    return ConformalShift(lo=lo, hi=hi, n_lo=n_lo, n_hi=n_hi, target_miss=miss_each_side)
 
 
 def _side_shift(bound0: np.ndarray, sign: float, y: np.ndarray, window: np.ndarray,

@@ -1,5 +1,5 @@
 """Training pipeline: split -> min-data gate -> (tune) -> fit -> calibrate -> score the test slice
--> evaluate (with engineer B's baselines / report / plots) -> log to MLflow -> register + gate.
+-> evaluate (against the baselines, with the report and plots) -> log to MLflow -> register + gate.
 
 Fit and calibrate (`fit_bundle`): out-of-time folds (the calibration slice and the equally long
 slices before it) are each predicted by models fitted on the rows before them; those predictions
@@ -17,7 +17,7 @@ config and seed give the same metrics to the last digit.
 Headline metrics are maturity-aware (see training.splits): risk metrics on the test rows whose
 late flag is decided by the test end (including invoices still open past due, which are late),
 payment-date MAE on rows watched for the full horizon (targets and predictions clipped at it),
-interval coverage on rows where it is decidable (t + P90 <= test end). Engineer B's report scores
+interval coverage on rows where it is decidable (t + P90 <= test end). The evaluation report scores
 the known-outcome rows of the same test slice, side by side with the baselines and the rule
 strategy.
 """
@@ -27,24 +27,30 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
+import mlflow
 import numpy as np
 import pandas as pd
 
 from features.config import PaydelayConfig
-
 from features.config.training import LgbParams
-from training import registry
+from training import plots, registry
+from training.baselines import baseline_predictions
 from training.core.bundle import ModelBundle, json_safe
-from training.payment_date import (anchor_days, censored_coverage, due_offset, fit_conformal,
-                                   fit_quantiles, predict_relative, resolve_anchor, to_days)
-from training.risk import (FeatureSet, feature_matrix, feature_set_from_spec, fit_buckets,
-                           fit_calibrator, fit_risk, learn_categories)
-from training.core.scoring import score
+from training.core.contract import ModelContract
+from training.core.matrix import feature_matrix, learn_categories, matrix_frame
+from training.core.payment import ConformalShift, payment_offset, predict_relative, to_days
+from training.core.scoring import check_version, score
+from training.metrics import ece_interval, ranking_metrics, risk_metrics
+from training.payment_date import censored_coverage, fit_conformal, fit_quantiles
+from training.report import EvaluationReport, model_card
+from training.report import evaluate as report_evaluate
+from training.risk import fit_buckets, fit_calibrator, fit_risk
 from training.splits import SplitResult, refit_frame, rolling_folds, split_rows
+from training.tune import tune
 
 log = logging.getLogger(__name__)
 _DAY = pd.Timedelta(days=1)
@@ -61,12 +67,11 @@ class TrainResult:
     test_rows: pd.DataFrame  # test-slice rows of the training snapshot kinds
     predictions: pd.DataFrame  # score(bundle, test_rows), same index
     metrics: dict  # maturity-aware headline metrics (module doc)
-    report: object | None = None  # training.report.EvaluationReport when B's module is there
+    report: EvaluationReport | None = None  # None when trained with with_report=False
     run_id: str | None = None
     model_version: int | None = None
     alias: str | None = None
     decision: registry.Decision | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # --- gate -----------------------------------------------------------------------------------------
@@ -111,7 +116,7 @@ def _fold_usable(fit: pd.DataFrame, predict: pd.DataFrame, config: PaydelayConfi
             and bool(fit["payment_used"].any()))
 
 
-def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed: int,
+def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConfig, seed: int,
                categories: dict[str, list[str]] | None = None,
                risk_params: LgbParams | None = None,
                payment_params: LgbParams | None = None) -> ModelBundle:
@@ -126,20 +131,23 @@ def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed:
     Final models: with `training.refit_on_calibration` they are refitted on train + calibration
     (labels as known at calibration_end), otherwise the last fold's models are kept (fitted on
     train only, as before). Payment quantiles learn days relative to the due date + the
-    `training.payment_anchor` feature (when the feature set has it).
+    contract's payment anchor (`training.payment_anchor` when the features have it).
+    The contract (ModelContract.from_config(config) unless a test gives its own) decides the
+    features, the delay buckets and the anchor; config the training settings.
     """
-    tc, fc = config.training, config.features
+    tc = config.training
+    fs = contract.features
     categories = categories or learn_categories(split.train, fs)
     rp, pp = risk_params or tc.risk, payment_params or tc.payment
-    anchor = resolve_anchor(tc.payment_anchor, fs.names)
+    anchor = contract.payment_anchor
     kinds = tc.snapshot_kinds
     cal_end = split.cutoffs.calibration_end
 
-    def X(frame: pd.DataFrame) -> pd.DataFrame:
+    def X(frame: pd.DataFrame) -> np.ndarray:
         return feature_matrix(frame, fs, categories)[0]
 
     def offset(frame: pd.DataFrame) -> np.ndarray:
-        return due_offset(frame) + anchor_days(frame, anchor)
+        return payment_offset(frame, anchor)
 
     def fit_risk_on(frame: pd.DataFrame):
         r = frame[frame["risk_used"]]
@@ -169,7 +177,6 @@ def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed:
     raw = [m.predict(X(c), num_iteration=n_rounds) for m, c in fold_risk]
     y = [c["target_late"].to_numpy(dtype="float64") for _, c in fold_risk]
     calibrator = fit_calibrator(np.concatenate(raw), np.concatenate(y), tc.calibration_method)
-    calibrator["n_rounds"] = n_rounds
     rp = rp.model_copy(update={"n_estimators": n_rounds})
     risk = fold_risk[-1][0] if not tc.refit_on_calibration else None
 
@@ -184,8 +191,7 @@ def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed:
         window.append(((cal_end - cc["snapshot_time"]) / _DAY).to_numpy(dtype="float64"))
     used_folds = [[str(f.start), str(f.end)] for f in folds]
     shift = (fit_conformal(np.concatenate(days), np.concatenate(known), np.concatenate(window))
-             if tc.conformal else {"lo": 0.0, "hi": 0.0})
-    shift["anchor"] = anchor
+             if tc.conformal else ConformalShift())
 
     final = refit_frame(split, config) if tc.refit_on_calibration else split.train
     if risk is None or risk.current_iteration() != n_rounds:
@@ -194,16 +200,16 @@ def fit_bundle(split: SplitResult, fs: FeatureSet, config: PaydelayConfig, seed:
         quantiles = fit_payment_on(final)
     b = final[final["bucket_used"]]
     bucket, prior = fit_buckets(X(b), b["target_bucket"].to_numpy(), fs, tc.bucket, seed,
-                                tc.num_threads, n_late_buckets=len(fc.bucket_edges))
+                                tc.num_threads, n_late_buckets=contract.n_late_buckets)
     window_info = {**split.cutoffs.as_dict(),
                    "fit_end": str(cal_end if tc.refit_on_calibration
                                   else split.cutoffs.train_end),
                    "calibration_folds": used_folds}
     return ModelBundle(
-        feature_set=fs, categories=categories, risk=risk, calibrator=calibrator, bucket=bucket,
-        bucket_prior=prior, quantiles=quantiles, quantile_shift=shift,
-        risk_class_cutoffs=tuple(tc.risk_class_cutoffs), seed=seed,
-        config=config.model_dump(mode="json"), training_window=window_info)
+        contract=contract, categories=categories, risk=risk, calibrator=calibrator,
+        bucket=bucket, bucket_prior=prior, quantiles=quantiles, conformal=shift, seed=seed,
+        risk_rounds=n_rounds, config=config.model_dump(mode="json"),
+        training_window=window_info)
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -216,8 +222,6 @@ def headline_metrics(test: pd.DataFrame, pred: pd.DataFrame, config: PaydelayCon
                      test_end: pd.Timestamp, truth: pd.DataFrame | None = None,
                      baseline: pd.DataFrame | None = None) -> dict:
     """Maturity-aware metrics of one prediction frame on the test rows (module doc)."""
-    from training.metrics import ece_interval, ranking_metrics, risk_metrics
-
     n_bins = config.evaluation.ece_bins
     horizon = float(config.training.payment_horizon_days)
     out: dict = {}
@@ -265,23 +269,14 @@ def _training_rows(frame: pd.DataFrame, config: PaydelayConfig) -> pd.DataFrame:
     return frame[frame["snapshot_kind"].astype(str).isin(config.training.snapshot_kinds)]
 
 
-def _baselines(split: SplitResult, test: pd.DataFrame, config: PaydelayConfig,
-               notes: list[str]) -> dict[str, pd.DataFrame]:
-    try:
-        from training.baselines import baseline_predictions
-    except ImportError as exc:
-        notes.append(f"baselines skipped: {exc}")
-        return {}
+def _baselines(split: SplitResult, test: pd.DataFrame,
+               config: PaydelayConfig) -> dict[str, pd.DataFrame]:
     return baseline_predictions(_training_rows(split.train, config), test, config)
 
 
 def _report(test: pd.DataFrame, preds: dict[str, pd.DataFrame], config: PaydelayConfig,
-            truth: pd.DataFrame | None, seed: int, notes: list[str], caveats: tuple[str, ...]):
-    try:
-        from training.report import evaluate as report_evaluate
-    except ImportError as exc:
-        notes.append(f"evaluation report skipped: {exc}")
-        return None
+            truth: pd.DataFrame | None, seed: int,
+            caveats: tuple[str, ...]) -> EvaluationReport:
     return report_evaluate(test, preds, config, truth, model_name="model", seed=seed, caveats=[
         *caveats,
         "Report metrics use the test rows whose outcome is known by the test end; the "
@@ -290,21 +285,18 @@ def _report(test: pd.DataFrame, preds: dict[str, pd.DataFrame], config: Paydelay
 
 # --- train ----------------------------------------------------------------------------------------
 def _fit_and_evaluate(split: SplitResult, gate: dict, config: PaydelayConfig, seed: int,
-                      truth: pd.DataFrame | None, fs: FeatureSet,
+                      truth: pd.DataFrame | None, contract: ModelContract,
                       with_report: bool = True, caveats: tuple[str, ...] = ()) -> TrainResult:
     tc = config.training
-    categories = learn_categories(split.train, fs)
+    categories = learn_categories(split.train, contract.features)
     risk_params, pay_params, tuning = tc.risk, tc.payment, None
     if tc.tuning.enabled:
-        from training.tune import tune
-
-        tuning = tune(split.train, fs, categories, config, seed)
+        tuning = tune(split.train, contract, categories, config, seed)
         risk_params, pay_params = tuning["risk"], tuning["payment"]
-    bundle = fit_bundle(split, fs, config, seed, categories, risk_params, pay_params)
+    bundle = fit_bundle(split, contract, config, seed, categories, risk_params, pay_params)
     test = _training_rows(split.test, config)
     preds = score(bundle, test)
-    notes: list[str] = []
-    baselines = _baselines(split, test, config, notes)
+    baselines = _baselines(split, test, config)
     metrics = headline_metrics(test, preds, config, split.cutoffs.test_end, truth,
                                baselines.get("hist_avg_delay"))
     metrics["gate_counts"] = gate
@@ -314,35 +306,37 @@ def _fit_and_evaluate(split: SplitResult, gate: dict, config: PaydelayConfig, se
         bundle.config["training"]["risk"] = risk_params.model_dump(mode="json")
         bundle.config["training"]["payment"] = pay_params.model_dump(mode="json")
     bundle.metrics = metrics
-    report = (_report(test, {"model": preds, **baselines}, config, truth, seed, notes, caveats)
+    report = (_report(test, {"model": preds, **baselines}, config, truth, seed, caveats)
               if with_report else None)
-    return TrainResult(bundle, split, test, preds, metrics, report, notes=notes)
+    return TrainResult(bundle, split, test, preds, metrics, report)
 
 
 def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
           truth: pd.DataFrame | None = None, tracking_uri: str | None = None, *,
-          register: bool = True, feature_set: FeatureSet | None = None,
+          register: bool = True, contract: ModelContract | None = None,
           run_name: str = "train", with_report: bool = True,
           caveats: tuple[str, ...] = ()) -> TrainResult:
     """Train, evaluate and (unless register=False) log + register one model bundle.
 
     rows: output of features.pit.build.build_training_set; truth: the simulator's truth frame
     (oracle line); tracking_uri: MLflow store (default sqlite:///<repo>/models/mlflow.db).
-    feature_set defaults to features.pit.feature_spec; with_report=False skips B's evaluation
-    report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an external
+    contract defaults to ModelContract.from_config(config) (the catalogue's features for
+    config.features; the rows must carry its feature_set_version); with_report=False skips the
+    evaluation report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an external
     data set) go into the report and the run's tags. Raises InsufficientDataError (min-data gate)
     before fitting anything.
     """
-    fs = feature_set or feature_set_from_spec()
+    contract = contract or ModelContract.from_config(config)
+    check_version(contract, rows)  # rows built with other feature settings: refuse before fitting
     split = split_rows(rows, config)
     gate = check_min_data(split, config)  # before any MLflow run: a refusal leaves no trace
     if not register:
-        return _fit_and_evaluate(split, gate, config, seed, truth, fs, with_report, caveats)
+        return _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
+                                 caveats)
     with registry.run(config.training.experiment_name, run_name, tracking_uri) as active:
-        result = _fit_and_evaluate(split, gate, config, seed, truth, fs, with_report, caveats)
+        result = _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
+                                   caveats)
         if caveats:
-            import mlflow
-
             mlflow.set_tag("caveats", " | ".join(caveats))
         result.run_id = active.info.run_id
         _log_and_register(result, config, seed, tracking_uri, with_report)
@@ -351,8 +345,6 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
 
 def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
                       tracking_uri: str | None, with_report: bool) -> None:
-    import mlflow
-
     b, split = result.bundle, result.split
     registry.log_params({
         "seed": seed, "feature_set_version": b.feature_set_version,
@@ -368,7 +360,8 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
         if with_report:
             _log_report_and_plots(result, tmp)
         mlflow.log_artifacts(str(tmp), artifact_path="evaluation")
-        X_example, _ = feature_matrix(result.test_rows.head(5), b.feature_set, b.categories)
+        X_example = matrix_frame(b.matrix.build(result.test_rows.head(5))[0],
+                                 b.contract.features)
         model_uri = registry.log_bundle(b, X_example, tmp / "bundle")
 
     name = config.training.registered_model_name
@@ -388,8 +381,7 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
     if champion_metrics:
         registry.log_metrics({"gate.champion_roc_auc": champion_metrics["roc_auc"],
                               "gate.champion_brier": champion_metrics["brier"]})
-    mlflow.set_tags({"alias": result.alias, "gate": decision.reason,
-                     "notes": " | ".join(result.notes) or "-"})
+    mlflow.set_tags({"alias": result.alias, "gate": decision.reason})
     log.info("model %s v%s -> @%s (%s)", name, result.model_version, result.alias,
              decision.reason)
 
@@ -397,8 +389,6 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
 def _champion_on_holdout(result: TrainResult, config: PaydelayConfig,
                          tracking_uri: str | None) -> tuple[dict | None, str]:
     """The current champion's ROC-AUC / Brier on the new run's holdout rows."""
-    from training.metrics import risk_metrics
-
     try:
         champ = registry.load_bundle("champion", config.training.registered_model_name,
                                      tracking_uri)
@@ -418,32 +408,22 @@ def _champion_on_holdout(result: TrainResult, config: PaydelayConfig,
 
 
 def _log_report_and_plots(result: TrainResult, out: Path) -> None:
-    """B's report (Markdown + JSON + model card) and plots, when those modules exist."""
+    """The evaluation report (Markdown + JSON + model card) and the plots, into `out`."""
     if result.report is not None:
         (out / "report.md").write_text(result.report.to_markdown())
         (out / "report.json").write_text(result.report.to_json())
-        try:
-            from training.report import model_card
-
-            (out / "model_card.md").write_text(model_card(
-                result.report, training_window=(
-                    result.bundle.training_window["start"],
-                    result.bundle.training_window.get(
-                        "fit_end", result.bundle.training_window["train_end"]))))
-        except ImportError as exc:
-            result.notes.append(f"model card skipped: {exc}")
-    try:
-        from training import plots
-    except ImportError as exc:
-        result.notes.append(f"plots skipped: {exc}")
-        return
+        (out / "model_card.md").write_text(model_card(
+            result.report, training_window=(
+                result.bundle.training_window["start"],
+                result.bundle.training_window.get(
+                    "fit_end", result.bundle.training_window["train_end"]))))
     b, test = result.bundle, result.test_rows
     used = test["risk_used"].to_numpy(dtype=bool)
     plots.reliability_diagram(test["target_late"].to_numpy(dtype="float64")[used],
                               {"model": result.predictions["p_late"].to_numpy()[used]},
                               out / "reliability.png")
     plots.feature_importance_plot(b.risk, out / "feature_importance.png")
-    X, _ = feature_matrix(test, b.feature_set, b.categories)
+    X = matrix_frame(b.matrix.build(test)[0], b.contract.features, index=test.index)
     plots.shap_beeswarm(b.risk, X, out / "shap_beeswarm.png", max_rows=1000, seed=b.seed)
 
 

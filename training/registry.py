@@ -30,8 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 
 from features.config.training import PromotionConfig
 from features.paths import MODELS
@@ -57,8 +59,6 @@ def configure(tracking_uri: str | None = None):
     """Point MLflow at the store (offline-safe) and return a client."""
     os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +78,6 @@ def experiment_id(client, name: str, tracking_uri: str | None = None) -> str:
 @contextmanager
 def run(experiment: str, run_name: str, tracking_uri: str | None = None, nested: bool = False):
     """An MLflow run in `experiment` of the configured store."""
-    import mlflow
-
     client = configure(tracking_uri)
     exp_id = experiment_id(client, experiment, tracking_uri)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, nested=nested) as active:
@@ -101,15 +99,11 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 
 def log_params(params: dict) -> None:
-    import mlflow
-
     mlflow.log_params({k: ("None" if v is None else v) for k, v in flatten(params).items()})
 
 
 def log_metrics(metrics: dict) -> None:
     """Numeric, finite values only (MLflow rejects the rest)."""
-    import mlflow
-
     clean = {}
     for k, v in flatten(metrics).items():
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
@@ -121,9 +115,6 @@ def log_metrics(metrics: dict) -> None:
 
 def log_bundle(bundle: ModelBundle, X_example: pd.DataFrame, workdir: Path) -> str:
     """Log the bundle as one MLflow LightGBM model; returns its model URI."""
-    import mlflow
-    from mlflow.models import infer_signature
-
     files = bundle.save(workdir)
     example = X_example.head(5)
     signature = infer_signature(example, bundle.risk.predict(example))
@@ -137,8 +128,6 @@ def log_bundle(bundle: ModelBundle, X_example: pd.DataFrame, workdir: Path) -> s
 
 
 def register(model_uri: str, name: str, tags: dict | None = None) -> int:
-    import mlflow
-
     mv = mlflow.register_model(model_uri, name, tags=tags)
     return int(mv.version)
 
@@ -214,8 +203,6 @@ def _resolve(client, name: str, alias_or_version: str | int):
 def load_bundle(alias_or_version: str | int = CHAMPION, name: str = _DEFAULT_NAME,
                 tracking_uri: str | None = None) -> ModelBundle:
     """The bundle of a registered version (by alias or number), loaded natively."""
-    import mlflow
-
     client = configure(tracking_uri)
     mv = _resolve(client, name, alias_or_version)
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}"))

@@ -25,14 +25,12 @@ import numpy as np
 import pandas as pd
 
 from features.config import PaydelayConfig
-
 from features.config.evaluation import EvaluationConfig
-
 from features.config.rules import RuleStrategyConfig
 from training.backtest import worklist_backtest
 from training.baselines import BASELINE_NAMES, fit_baselines
+from training.core.rules import days_to_due, describe_strategy, rule_points
 from training.metrics import evaluate_predictions, reliability_table, risk_mask
-from training.core.rules import describe_strategy, days_to_due, rule_points
 from training.slices import DERIVED_SLICES, slice_metrics
 
 RULE_SCORER = "rule_strategy"

@@ -20,15 +20,17 @@ from __future__ import annotations
 import logging
 
 import lightgbm as lgb
+import mlflow
 import numpy as np
 import optuna
 import pandas as pd
 
 from features.config import PaydelayConfig
-
 from features.config.training import LgbParams
-from training.payment_date import payment_offset, resolve_anchor
-from training.risk import FeatureSet, dataset, feature_matrix, fit_risk, lgb_params
+from training.core.contract import ModelContract
+from training.core.matrix import feature_matrix
+from training.core.payment import payment_offset
+from training.risk import dataset, fit_risk, lgb_params
 from training.splits import late_from
 
 log = logging.getLogger(__name__)
@@ -82,19 +84,16 @@ def inner_payment_split(train: pd.DataFrame, config: PaydelayConfig) -> tuple[pd
     return used[t + horizon <= cut], used[t > cut]
 
 
-def relative_days(rows: pd.DataFrame, fs: FeatureSet, config: PaydelayConfig) -> np.ndarray:
+def relative_days(rows: pd.DataFrame, contract: ModelContract) -> np.ndarray:
     """Days to clear relative to the offset the final quantile boosters learn from: the due date
-    plus the `training.payment_anchor` feature when the feature set has it (as
-    `training.pipeline.fit_bundle` does), so trials tune the problem the product model solves."""
-    anchor = resolve_anchor(config.training.payment_anchor, fs.names)
-    offset = payment_offset(rows, {"anchor": anchor})
+    plus the contract's payment anchor (as `training.pipeline.fit_bundle` does), so trials tune
+    the problem the product model solves."""
+    offset = payment_offset(rows, contract.payment_anchor)
     return rows["target_days_to_clear"].to_numpy(dtype="float64") - offset
 
 
 def _log_trial(kind: str, trial: optuna.Trial, params: LgbParams, value: float | None,
                state: str) -> None:
-    import mlflow
-
     parent = mlflow.active_run()
     if parent is None:
         return
@@ -133,13 +132,14 @@ def _run(kind: str, objective, base: LgbParams, config: PaydelayConfig, seed: in
     return best, study
 
 
-def tune(train: pd.DataFrame, fs: FeatureSet, categories: dict[str, list[str]],
+def tune(train: pd.DataFrame, contract: ModelContract, categories: dict[str, list[str]],
          config: PaydelayConfig, seed: int) -> dict[str, object]:
     """Best LgbParams for "risk" and "payment" (plus the studies' best values / trial counts).
 
     `train` is the train slice from training.splits (with target_* / *_used columns).
     """
     tc = config.training
+    fs = contract.features
     r_fit, r_val = inner_risk_split(train, config)
     p_fit, p_val = inner_payment_split(train, config)
     for name, frame in (("risk fit", r_fit), ("risk validation", r_val),
@@ -162,8 +162,8 @@ def tune(train: pd.DataFrame, fs: FeatureSet, categories: dict[str, list[str]],
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
     def payment_objective(trial, params: LgbParams) -> float:
-        z = relative_days(p_fit, fs, config)
-        zv = relative_days(p_val, fs, config)
+        z = relative_days(p_fit, contract)
+        zv = relative_days(p_val, contract)
         train_ds = dataset(Xp, z, fs)
         booster = lgb.train(
             lgb_params(params, "quantile", seed, tc.num_threads, alpha=0.5, metric="quantile"),

@@ -80,7 +80,8 @@ def _default_collection_rules() -> tuple[CollectionRuleConfig, ...]:
 
 
 class RuleStrategyConfig(Section):
-    """SAP-style collection strategy (seed 002); see training/rules.py for the default's story."""
+    """The SAP collection strategy (basic rules, valuation points, priorities); see
+    training/core/rules.py for the default's story."""
 
     name: str = "PD_DEFAULT"
     basic_rules: tuple[BasicRuleConfig, ...] = Field(default_factory=_default_basic_rules)

@@ -1,7 +1,8 @@
 """Calculated activities and a customer master rebuilt from events.
 
-Source logs often lack the two "calculated" activities of seed 001, because no system records
-them: they follow from dates. `add_calculated_activities` adds them by the project's rules:
+Source logs often lack the two "calculated" activities of the event-log data model, because no
+system records them: they follow from dates. `add_calculated_activities` adds them by the
+project's rules:
 
 - due_date_passed at net_due_date + 1 day (00:00), if the invoice has no invoice_cleared /
   invoice_written_off with event_time < that instant;

@@ -6,8 +6,8 @@ quarantine a bad value instead of failing the whole read. A file is rejected out
 cannot be read at all or lacks a required column.
 
 Column names are matched case- and punctuation-insensitively against three spellings: ours
-(`invoice_id`), the seed's (`InvoiceNumber`) and the SAP field (`BELNR`). Columns that match
-nothing are kept, listed in `frame.attrs["extra_columns"]` and reported with an
+(`invoice_id`), the event-log data model's (`InvoiceNumber`) and the SAP field (`BELNR`). Columns
+that match nothing are kept, listed in `frame.attrs["extra_columns"]` and reported with an
 `ExtraColumnsWarning`, never dropped silently.
 """
 
@@ -177,8 +177,8 @@ _LABEL_BY_CODE = {spec.activity.value: spec.label for spec in schema.ACTIVITIES}
 def write_event_log(df: pd.DataFrame, path: str | Path, naming: str = "canonical") -> Path:
     """Write an event log as CSV or Parquet (by suffix).
 
-    naming="canonical" keeps our names and activity codes; naming="seed" writes the seed's column
-    names (EventTime, InvoiceNumber, Kunnr, ...) and the English activity labels.
+    naming="canonical" keeps our names and activity codes; naming="seed" writes the event-log data
+    model's column names (EventTime, InvoiceNumber, Kunnr, ...) and the English activity labels.
     """
     if naming not in ("canonical", "seed"):
         raise ValueError(f"naming must be 'canonical' or 'seed', not {naming!r}")

@@ -164,7 +164,8 @@ def parse_column(series: pd.Series, kind: str, column: str, date_format: str | N
 
 
 def normalise_activities(series: pd.Series) -> pd.Series:
-    """Map codes, English labels and French seed labels to activity codes (NaN when unknown)."""
+    """Map codes, English labels and the data model's French labels to activity codes (NaN when
+    unknown)."""
     text = _text(series)
     mapping = {}
     for value in text.dropna().unique():  # a handful of distinct names, not a loop over rows

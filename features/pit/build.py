@@ -10,6 +10,9 @@ Rows: schema.ROW_KEY_COLUMNS + feature columns (feature_spec order) + schema.LAB
 (+ label_late_known) + feature_set_version, sorted by (snapshot_time, invoice_id).
 Categorical features are pandas `category` dtype; the categories are the values seen (risk
 categories and segments in schema order first).
+
+The steps pass Columns (features.pit.columns) from one to the next; the only frame is the one
+`step_rows` assembles at the end, without copying the columns.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import pyarrow.parquet as pq
 
 from features import schema
 from features.config.features import FeatureConfig
+from features.pit.columns import Column, Columns, Instant, as_categorical
 from features.pit.feature_spec import feature_set_version, feature_specs
 from features.pit.history import build_customer_tables, history_for_codes
 from features.pit.invoice_features import invoice_features
-from features.pit.item_state import ReplayLog, ids_series, prepare_log, state_arrays, state_frame
+from features.pit.item_state import (ITEM_STATE_COLUMNS, ReplayLog, ids_series, prepare_log,
+                                     snapshot_codes, state_arrays)
 from features.pit.labels import EXTRA_LABEL_COLUMNS, label_frame
 from features.pit.master_asof import master_asof_codes, master_features, master_from_events
 from features.pit.snapshots import KINDS, scoring_codes, to_us, training_codes
@@ -37,15 +42,19 @@ _CATEGORY_ORDER = {"risk_category": schema.RISK_CATEGORIES, "customer_segment": 
 
 
 # ------------------------------------------------------------------------------ steps -------
-# Frames are built with copy=False and never consolidated: a million-invoice training set is
-# gigabytes, and every concat/astype/copy of it would cost as much again.
-def step_item_state(log: ReplayLog, inv: np.ndarray, t: np.ndarray) -> pd.DataFrame:
-    return state_frame(state_arrays(log, inv, t), as_strings=False)
+# Columns are passed on, never copied, and the frame of them is built with copy=False and never
+# consolidated: a million-invoice training set is gigabytes, and every concat/astype/copy of it
+# would cost as much again.
+def step_item_state(log: ReplayLog, inv: np.ndarray, t: np.ndarray) -> dict[str, Column]:
+    """ITEM_STATE_COLUMNS of the rows (invoice code, t as int64 us); ids and posting attributes
+    as Categoricals of the log's codes."""
+    state = state_arrays(log, inv, t)
+    return {name: state[name] for name in ITEM_STATE_COLUMNS}
 
 
 def step_history(log: ReplayLog, config: FeatureConfig, inv: np.ndarray, t: np.ndarray,
-                 state: pd.DataFrame, master: pd.DataFrame | None = None
-                 ) -> tuple[pd.DataFrame, np.ndarray]:
+                 state: Columns, master: pd.DataFrame | None = None
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """History features, and the customer's open amount at t (for credit use). The master (as
     step_master reads it) splits the history by customer segment."""
     tables = build_customer_tables(log, config, master)
@@ -53,26 +62,24 @@ def step_history(log: ReplayLog, config: FeatureConfig, inv: np.ndarray, t: np.n
 
 
 def step_master(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | None,
-                inv: np.ndarray, t: np.ndarray, customer_open: np.ndarray) -> pd.DataFrame:
+                inv: np.ndarray, t: np.ndarray, customer_open: np.ndarray) -> dict[str, Column]:
     if master is None:
         master = master_from_events(events)
     attrs = master_asof_codes(master, log.customer_ids, log.inv_cust[inv], t)
     return master_features(attrs, customer_open)
 
 
-def step_categories(column: pd.Series, name: str) -> pd.Series:
+def step_categories(column: Column, name: str) -> pd.Categorical:
     """A categorical feature with str categories in a stable order (schema order first)."""
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        column = column.astype("str").astype("category")
-    column = column.cat.remove_unused_categories()
-    column = column.cat.rename_categories([str(c) for c in column.cat.categories])
-    seen = sorted(column.cat.categories)
+    column = as_categorical(column).remove_unused_categories()
+    column = column.rename_categories([str(c) for c in column.categories])
+    seen = sorted(column.categories)
     first = [c for c in _CATEGORY_ORDER.get(name, ()) if c in seen]
-    return column.cat.reorder_categories(first + [c for c in seen if c not in first])
+    return column.reorder_categories(first + [c for c in seen if c not in first])
 
 
 def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | None,
-                  config: FeatureConfig, inv: np.ndarray, t: np.ndarray) -> dict[str, object]:
+                  config: FeatureConfig, inv: np.ndarray, t: np.ndarray) -> dict[str, Column]:
     """Feature columns (feature_spec order, spec dtypes) of the rows (invoice code, t), plus
     the item-state columns the row keys need."""
     t_dt = t.view("datetime64[us]")
@@ -83,19 +90,17 @@ def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | N
     # and the invoice features are then never in memory together - the peak of a large build.
     hist, customer_open = step_history(log, config, inv, t, state, master)
     item = invoice_features(state, t_dt)
-    index = state.index
     keys = {"_posting_time": state["posting_time"], "_net_due_date": state["net_due_date"]}
     del state  # the item-state columns no feature shares are not needed any more
-    mast = step_master(log, events, master, inv, t, customer_open).set_axis(index)
-    found = {**{c: item[c] for c in item.columns}, **{c: mast[c] for c in mast.columns},
-             **{c: hist[c] for c in hist.columns}}
+    mast = step_master(log, events, master, inv, t, customer_open)
+    found = {**item, **mast, **hist}
     specs = feature_specs(config)
     names = [s.name for s in specs]
     missing, extra = set(names) - set(found), set(found) - set(names)
     if missing or extra:
         raise AssertionError(f"features and catalogue disagree: missing {sorted(missing)}, "
                              f"not in catalogue {sorted(extra)}")
-    cols: dict[str, object] = dict(keys)
+    cols: dict[str, Column] = dict(keys)
     for spec in specs:
         col = found[spec.name]
         if spec.kind == "categorical":
@@ -104,23 +109,23 @@ def step_features(log: ReplayLog, events: pd.DataFrame, master: pd.DataFrame | N
             col = col.astype(bool)
         elif spec.kind == "numeric" and col.dtype != np.float64:
             col = col.astype(np.float64)
-        cols[spec.name] = col.reset_index(drop=True)
+        cols[spec.name] = col
     return cols
 
 
 def step_rows(log: ReplayLog, inv: np.ndarray, t: np.ndarray, kind: np.ndarray,
-              feats: dict[str, object], labels: pd.DataFrame | None, version: str
-              ) -> pd.DataFrame:
-    """Keys, features, labels and version assembled without copying the columns."""
+              feats: Columns, labels: pd.DataFrame | None, version: str) -> pd.DataFrame:
+    """The batch edge: keys, features, labels and version assembled into the training frame
+    without copying the columns."""
     n = len(inv)
-    cols: dict[str, object] = {
+    cols: dict[str, Column | pd.Series] = {
         "invoice_id": ids_series(log.invoice_ids_pa, inv),
         "customer_id": ids_series(log.customer_ids_pa, log.inv_cust[inv]),
         "company_code": feats["company_code"],
         "snapshot_time": pd.Series(t.view("datetime64[us]")),
         "snapshot_kind": ids_series(pa.array(KINDS), kind),
-        "posting_time": feats["_posting_time"].reset_index(drop=True),
-        "net_due_date": feats["_net_due_date"].reset_index(drop=True),
+        "posting_time": feats["_posting_time"],
+        "net_due_date": feats["_net_due_date"],
         "open_amount": feats["open_amount"],
     }
     assert tuple(cols) == schema.ROW_KEY_COLUMNS
@@ -145,7 +150,7 @@ def _kinds_of(snapshots: pd.DataFrame, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------ public API --------
 def build_training_set(events: pd.DataFrame, master: pd.DataFrame | None,
-                       config: FeatureConfig, seed: int, end_time: object = None
+                       config: FeatureConfig, seed: int, end_time: Instant | None = None
                        ) -> pd.DataFrame:
     """Training rows (posting + grid snapshots up to end_time) with features and labels.
 
@@ -161,7 +166,7 @@ def build_training_set(events: pd.DataFrame, master: pd.DataFrame | None,
 
 
 def build_scoring_set(events: pd.DataFrame, master: pd.DataFrame | None,
-                      config: FeatureConfig, now: object = None) -> pd.DataFrame:
+                      config: FeatureConfig, now: Instant | None = None) -> pd.DataFrame:
     """One row per invoice open at `now` (default last_refresh): keys + features."""
     log = prepare_log(events)
     inv, t, kind = scoring_codes(log, None if now is None else to_us(now))
@@ -176,10 +181,8 @@ def features_at(events: pd.DataFrame, master: pd.DataFrame | None, config: Featu
     snapshot_kind is taken from the snapshots when they carry it, else "now". Every invoice must
     be open at its time. Used for replay/parity checks and ad-hoc as-of questions.
     """
-    from features.pit.item_state import _snapshot_codes
-
     log = prepare_log(events)
-    inv, t = _snapshot_codes(log, snapshots)
+    inv, t = snapshot_codes(log, snapshots)
     feats = step_features(log, events, master, config, inv, t)
     return step_rows(log, inv, t, _kinds_of(snapshots, len(inv)), feats, None,
                      feature_set_version(config))

@@ -47,6 +47,7 @@ some months of the year):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,9 +55,13 @@ import pandas as pd
 
 from features import schema
 from features.config.features import FeatureConfig
-from features.pit.invoice_features import day_number, times_us
-from features.pit.item_state import (ACT, DAY_US, NAT, CumTable, Queries, RangeMax, ReplayLog,
-                                 StepIndex, column_array, open_cents_after, prepare_log, to_us)
+from features.pit.columns import (DAY_US, NAT, Columns, Instant, TimeLike, columns_of, frame_of,
+                                  instants, n_rows, take, to_us, us_of)
+from features.pit.invoice_features import day_number
+from features.pit.item_state import (ACT, CumTable, Queries, RangeMax, ReplayLog, StepIndex,
+                                     open_cents_after, prepare_log)
+from features.pit.master_asof import (MASTER_ATTRIBUTES, master_asof, master_asof_codes,
+                                      master_features, master_from_events)
 
 A = schema.Activity
 _NEVER = np.iinfo(np.int64).max
@@ -112,9 +117,7 @@ def segment_codes(master: pd.DataFrame, customer_ids: np.ndarray, codes: np.ndar
                   t: np.ndarray) -> tuple[np.ndarray, int]:
     """Customer segment of each (customer code, t) from the master as of t, as codes into the
     master's sorted segment values (-1: unknown), and the number of values."""
-    from features.pit.master_asof import master_asof_codes
-
-    seg = master_asof_codes(master, customer_ids, codes, t)["customer_segment"].array
+    seg = master_asof_codes(master, customer_ids, codes, t)["customer_segment"]
     return np.asarray(seg.codes, dtype=np.int64), len(seg.categories)
 
 
@@ -401,20 +404,18 @@ def _with_times(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _aggregate_frame(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame(_with_times(arrays), copy=False)
-
-
-def customer_codes(log: ReplayLog, customer_ids: object) -> np.ndarray:
+def customer_codes(log: ReplayLog, customer_ids: Sequence[str] | np.ndarray | pd.Series
+                   ) -> np.ndarray:
     """Codes of customer ids in the log, -1 for customers the log does not know."""
     ids = pd.Series(customer_ids, dtype="str").to_numpy(dtype=object, na_value=None)
     return pd.Index(log.customer_ids).get_indexer(ids).astype(np.int64)
 
 
-def customer_aggregates_at(events: pd.DataFrame | ReplayLog, customer_ids: object,
-                           times: object, config: FeatureConfig = FeatureConfig(),
+def customer_aggregates_at(events: pd.DataFrame | ReplayLog,
+                           customer_ids: Sequence[str] | np.ndarray | pd.Series,
+                           times: TimeLike, config: FeatureConfig = FeatureConfig(),
                            tables: CustomerTables | None = None,
-                           master: pd.DataFrame | None = None) -> pd.DataFrame:
+                           master: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """Running customer totals (aggregate_columns) as of each (customer, t), own invoice included.
 
     A customer the log does not know gets zero totals and NaT times. Without a master (and
@@ -423,28 +424,30 @@ def customer_aggregates_at(events: pd.DataFrame | ReplayLog, customer_ids: objec
     log = prepare_log(events)
     tables = tables or build_customer_tables(log, config, master)
     codes = customer_codes(log, customer_ids)
-    return aggregates_for_codes(tables, codes, times_us(times, len(codes)))
+    return aggregates_for_codes(tables, codes, us_of(instants(times, len(codes))))
 
 
 def aggregates_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray
-                         ) -> pd.DataFrame:
-    """customer_aggregates_at for customer codes of the log (-1: unknown customer)."""
-    return _aggregate_frame(_aggregates(tables, Queries(codes, t)))
+                         ) -> dict[str, np.ndarray]:
+    """customer_aggregates_at for customer codes of the log (-1: unknown customer), t as int64
+    us; instants as datetime64[us]."""
+    return _with_times(_aggregates(tables, Queries(codes, t)))
 
 
 HISTORY_CHUNK_ROWS = 250_000
 
 
 def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
-                      state: pd.DataFrame, config: FeatureConfig = FeatureConfig()
-                      ) -> tuple[pd.DataFrame, np.ndarray]:
-    """history_features of rows (customer code, t) with their item states, and each customer's
+                      state: Columns, config: FeatureConfig = FeatureConfig()
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """history_features of rows (customer code, t as int64 us) with their item states, and each
+    customer's
     open amount at t; in chunks of HISTORY_CHUNK_ROWS rows, so that the ~190 aggregate columns
     of a large training set never sit in memory all at once.
 
-    Each chunk's features are copied into columns allocated once for all rows: a list of chunk
-    frames joined by a concat held every feature twice at the end (and each chunk's frame kept
-    alive the whole recency matrices its first column is a view of).
+    Each chunk's features are copied into columns allocated once for all rows: chunks joined at
+    the end held every feature twice (and each chunk's columns kept alive the whole recency
+    matrices its first column is a view of).
     """
     n = len(codes)
     columns: dict[str, np.ndarray] = {}
@@ -452,7 +455,7 @@ def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
     for lo in range(0, max(n, 1), HISTORY_CHUNK_ROWS):
         part = slice(lo, lo + HISTORY_CHUNK_ROWS)
         g = _with_times(_aggregates(tables, Queries(codes[part], t[part])))
-        feats = history_feature_arrays(g, state.iloc[part], t[part], config)
+        feats = history_features(g, take(state, part), t[part].view("datetime64[us]"), config)
         customer_open[part] = g["cust_open_cents"] / 100.0
         del g
         for name, values in feats.items():
@@ -463,32 +466,31 @@ def history_for_codes(tables: CustomerTables, codes: np.ndarray, t: np.ndarray,
                                      f"{lo}.. but {columns[name].dtype} before")
             columns[name][part] = values
         del feats
-    return pd.DataFrame(columns, index=state.index, copy=False), customer_open
+    return columns, customer_open
 
 
 def history_table(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
-                  as_of: object = None, config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
+                  as_of: Instant | None = None,
+                  config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
     """One row per customer: aggregates and master attributes as of `as_of` (default last refresh).
 
     This is the online store serving loads; `join_history` turns it into features.
     """
-    from features.pit.master_asof import master_asof, master_from_events
-
     log = prepare_log(events)
     when = log.end_time if as_of is None else to_us(as_of)
     ids = pd.Series(log.customer_ids, dtype="str")
-    t = np.full(len(ids), when, dtype=np.int64)
+    t = np.full(len(ids), when, dtype=np.int64).view("datetime64[us]")
     if master is None:
         if not isinstance(events, pd.DataFrame):
             raise ValueError("history_table needs the events DataFrame or a master table")
         master = master_from_events(events)
     aggs = customer_aggregates_at(log, ids, t, config, master=master)
     attrs = master_asof(master, ids, t)
-    head = pd.DataFrame({"customer_id": ids, "as_of": t.view("datetime64[us]")})
-    return pd.concat([head, aggs, attrs], axis=1)
+    head = pd.DataFrame({"customer_id": ids, "as_of": t})
+    return pd.concat([head, frame_of(aggs), attrs], axis=1)
 
 
-def _cents(values: pd.Series | np.ndarray) -> np.ndarray:
+def _cents(values: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(values, dtype=np.float64) * 100).astype(np.int64)
 
 
@@ -615,7 +617,7 @@ def _drift(g: dict[str, np.ndarray], n_paid: np.ndarray, late_days: np.ndarray,
     out["hist_days_late_trend_at_due"] = my + slope * (due - mx)
 
 
-def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, due_day: np.ndarray,
+def _recency_season(g: Columns, state: Columns, due_day: np.ndarray,
                     out: dict[str, np.ndarray], config: FeatureConfig) -> None:
     """The recency, season and relative-amount features (module docstring); due_day: each
     row's net due date as a day number (NAT where missing)."""
@@ -678,7 +680,7 @@ def _recency_season(g: dict[str, np.ndarray], state: pd.DataFrame, due_day: np.n
     out["hist_same_segment_avg_days_late"] = _ratio(g["cust_sum_days_late_same_segment"],
                                                     n_same)
 
-    amount = column_array(state, "amount", np.float64)
+    amount = np.asarray(state["amount"], dtype=np.float64)
     own_cents = _cents(np.nan_to_num(amount))
     n_other = np.maximum(g["cust_n_posted"] - 1, 0)
     other_cents = np.maximum(g["cust_posted_cents"] - own_cents, 0)
@@ -695,24 +697,17 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def history_features(aggregates: pd.DataFrame, state: pd.DataFrame, t: object,
-                     config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
-    """History features of each row from its customer's aggregates and its own item state."""
-    if len(aggregates) != len(state):
-        raise ValueError(f"{len(aggregates)} aggregate rows for {len(state)} item states")
-    g = {c: aggregates[c].to_numpy() for c in aggregates.columns}
-    return pd.DataFrame(history_feature_arrays(g, state, t, config), index=state.index,
-                        copy=False)
-
-
-def history_feature_arrays(g: dict[str, np.ndarray], state: object, t: object,
-                           config: FeatureConfig = FeatureConfig()) -> dict[str, np.ndarray]:
-    """history_features as arrays (history_feature_columns order) from the aggregates as a
-    mapping of numpy arrays and the item states as a frame or a mapping of numpy arrays."""
-    n = len(column_array(state, "open_amount"))
-    if len(g["cust_n_posted"]) != n:
-        raise ValueError(f"{len(g['cust_n_posted'])} aggregate rows for {n} item states")
-    tt = times_us(t, n)
+def history_features(aggregates: Columns, state: Columns, t: np.ndarray,
+                     config: FeatureConfig = FeatureConfig()) -> dict[str, np.ndarray]:
+    """History features (history_feature_columns order) of each row from its customer's
+    aggregates (aggregate_columns) and its own item state, at its time t (datetime64[us])."""
+    n = n_rows(state)
+    if len(aggregates["cust_n_posted"]) != n:
+        raise ValueError(f"{len(aggregates['cust_n_posted'])} aggregate rows for {n} item states")
+    g = aggregates
+    tt = us_of(t)
+    if len(tt) != n:
+        raise ValueError(f"t has {len(tt)} values for {n} item states")
     t_day = day_number(tt)
     out: dict[str, np.ndarray] = {}
 
@@ -739,8 +734,8 @@ def history_feature_arrays(g: dict[str, np.ndarray], state: object, t: object,
     out["hist_n_written_off"] = g["cust_n_written_off"].astype(np.float64)
     out["hist_written_off_amount"] = g["cust_written_off_cents"] / 100.0
 
-    own_cents = _cents(column_array(state, "open_amount", np.float64))
-    due_day = day_number(column_array(state, "net_due_date", "datetime64[us]").view(np.int64))
+    own_cents = _cents(np.asarray(state["open_amount"], dtype=np.float64))
+    due_day = day_number(us_of(state["net_due_date"]))
     own_overdue = (t_day >= due_day + 1).astype(np.int64)
     # Clipped at 0: a stale online store may not know the item yet (never happens in batch).
     n_open_o = np.maximum(g["cust_n_open"] - 1, 0)
@@ -752,21 +747,21 @@ def history_feature_arrays(g: dict[str, np.ndarray], state: object, t: object,
         g["cust_overdue_cents"] - own_overdue * own_cents, 0) / 100.0
     due_sum_o = g["cust_overdue_due_sum"] - own_overdue * due_day
     out["hist_avg_days_overdue_other"] = _ratio(n_ov_o * t_day - due_sum_o, n_ov_o)
-    n_prom_o = np.maximum(g["cust_n_promises"] - column_array(state, "n_promises", np.int64), 0)
+    n_prom_o = np.maximum(g["cust_n_promises"] - np.asarray(state["n_promises"], np.int64), 0)
     n_brk_o = np.maximum(
-        g["cust_n_promises_broken"] - column_array(state, "n_promises_broken", np.int64), 0)
+        g["cust_n_promises_broken"] - np.asarray(state["n_promises_broken"], np.int64), 0)
     out["hist_n_promises_other"] = n_prom_o.astype(np.float64)
     out["hist_promise_broken_rate"] = _ratio(n_brk_o, n_prom_o)
     out["hist_n_disputes_other"] = np.maximum(
-        g["cust_n_disputes"] - column_array(state, "n_disputes", np.int64), 0).astype(np.float64)
-    last_disp = column_array(state, "last_dispute_time", "datetime64[us]").view(np.int64)
+        g["cust_n_disputes"] - np.asarray(state["n_disputes"], np.int64), 0).astype(np.float64)
+    last_disp = us_of(state["last_dispute_time"])
     for w in _windows(config):
         own_in = ((last_disp != NAT) & (last_disp <= tt) & (last_disp > tt - w * DAY_US))
         out[f"hist_n_disputed_invoices_{w}d"] = np.maximum(
             g[f"cust_n_disputed_invoices_{w}d"] - own_in, 0).astype(np.float64)
 
     def since(col: str) -> np.ndarray:
-        v = column_array(g, col, "datetime64[us]").view(np.int64)
+        v = us_of(g[col])
         return np.where(v != NAT, (tt - np.where(v != NAT, v, 0)) / DAY_US, np.nan)
 
     out["hist_days_since_last_payment"] = since("cust_last_payment_time")
@@ -777,33 +772,32 @@ def history_feature_arrays(g: dict[str, np.ndarray], state: object, t: object,
     return {k: out[k] for k in history_feature_columns(config)}
 
 
-def join_history(state: pd.DataFrame, table: pd.DataFrame, t: object,
+def join_history(state: pd.DataFrame, table: pd.DataFrame, t: TimeLike,
                  config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
-    """History + master features of item states from a `history_table` (the serving path).
+    """History + master features of an item-state frame from a `history_table` frame: the
+    serving path with a merge instead of the store's gathers (serving.store checks against it).
 
     Customers missing from the table get empty histories (cold start) and unknown master data.
     """
-    from features.pit.master_asof import MASTER_ATTRIBUTES, master_features
-
     if table["customer_id"].duplicated().any():
         raise ValueError("history table has several rows for one customer_id")
     keys = pd.DataFrame({"customer_id": state["customer_id"].astype("str").to_numpy()})
     joined = keys.merge(table, how="left", on="customer_id")
-    aggs = joined[list(aggregate_columns(_windows(config)))].copy()
-    for col in aggs.columns:
+    aggs: dict[str, np.ndarray] = {}
+    for col in aggregate_columns(_windows(config)):
         if col.endswith("_time"):
-            continue
-        if col.startswith("cust_max_days_late"):
-            aggs[col] = aggs[col].astype(np.float64)
+            aggs[col] = joined[col].to_numpy(dtype="datetime64[us]")
+        elif col.startswith("cust_max_days_late"):
+            aggs[col] = joined[col].to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            aggs[col] = aggs[col].fillna(0).astype(np.int64)
-    aggs.index = state.index
-    hist = history_features(aggs, state, t, config)
-    attrs = joined[list(MASTER_ATTRIBUTES)].set_axis(state.index)
-    master = master_features(attrs, aggs["cust_open_cents"].to_numpy() / 100.0)
-    return pd.concat([master, hist], axis=1)
+            aggs[col] = joined[col].fillna(0).to_numpy(dtype=np.int64)
+    items = columns_of(state)
+    hist = history_features(aggs, items, instants(t, len(state)), config)
+    attrs = columns_of(joined[list(MASTER_ATTRIBUTES)])
+    master = master_features(attrs, aggs["cust_open_cents"] / 100.0)
+    return frame_of({**master, **hist}, index=state.index)
 
 
 __all__ = ["build_customer_tables", "customer_aggregates_at", "history_for_codes",
-           "history_table", "history_features", "history_feature_arrays", "join_history",
+           "history_table", "history_features", "join_history",
            "aggregate_columns", "history_feature_columns", "segment_codes", "CustomerTables"]

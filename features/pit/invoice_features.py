@@ -1,6 +1,7 @@
 """Invoice, collection and dispute features: a pure function of the item state and the time t.
 
-Serving calls the same function on the item state a request carries. Conventions:
+Serving calls the same function on the item state a request carries (both as Columns,
+features.pit.columns). Conventions:
 - "days since X" are exact fractional days between the two instants;
 - due-date arithmetic is in calendar days: days_to_due = due date - date of t, days_overdue =
   max(0, date of t - due date), so an invoice is overdue from due date + 1 day, 00:00 (the
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.pit.item_state import DAY_US, NAT, column_array, to_us
+from features.pit.columns import DAY_US, NAT, Column, Columns, as_categorical, n_rows, us_of
 
 INVOICE_FEATURE_COLUMNS: tuple[str, ...] = (
     # invoice
@@ -33,22 +34,12 @@ INVOICE_FEATURE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def times_us(values: object, n: int) -> np.ndarray:
-    """Timestamp, Series or array of datetimes as int64 us (NaT -> NAT), broadcast to n."""
-    if isinstance(values, (pd.Series, pd.Index, np.ndarray)):
-        arr = np.asarray(pd.Series(values).to_numpy(dtype="datetime64[us]")).view(np.int64)
-        if len(arr) != n:
-            raise ValueError(f"t has {len(arr)} values for {n} item states")
-        return arr
-    return np.full(n, to_us(values), dtype=np.int64)
+def _col_us(state: Columns, column: str) -> np.ndarray:
+    return us_of(state[column])
 
 
-def _col_us(state: object, column: str) -> np.ndarray:
-    return column_array(state, column, "datetime64[us]").view(np.int64)
-
-
-def _col(state: object, column: str, dtype: object = np.float64) -> np.ndarray:
-    return column_array(state, column, dtype)
+def _col(state: Columns, column: str, dtype: type = np.float64) -> np.ndarray:
+    return np.asarray(state[column], dtype=dtype)
 
 
 def _days_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
@@ -62,26 +53,7 @@ def day_number(us: np.ndarray) -> np.ndarray:
     return np.where(us != NAT, us // DAY_US, NAT)
 
 
-def as_categorical(values: object) -> pd.Categorical:
-    """A string column (Series, or object array with None for missing) as a Categorical of
-    sorted str categories; cheap when it already is one."""
-    if isinstance(values, pd.Categorical):
-        return values
-    if isinstance(values, pd.Series):
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            return values.array
-        values = values.astype("str").to_numpy(dtype=object, na_value=None)
-    # What pd.Categorical(values) builds (sorted categories, code -1 for missing), without its
-    # dtype inference: half the time on a million rows, a third on a request's few hundred.
-    values = np.asarray(values, dtype=object)
-    codes, uniques = pd.factorize(values, sort=True)
-    if not len(uniques):  # keep pd.Categorical's own dtype for an all-missing column
-        return pd.Categorical(values)
-    return pd.Categorical.from_codes(
-        codes, dtype=pd.CategoricalDtype(pd.Index(uniques, dtype="str")), validate=False)
-
-
-def terms_table(keys: object) -> np.ndarray:
+def terms_table(keys: pd.Index) -> np.ndarray:
     """(net days, discount days, discount %) per payment terms key; NaN net when unknown."""
     rows = []
     for key in keys:  # the distinct keys: a handful
@@ -92,24 +64,18 @@ def terms_table(keys: object) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
 
-def invoice_features(state: pd.DataFrame, t: pd.Series | pd.Timestamp | np.ndarray
-                     ) -> pd.DataFrame:
-    """Invoice + collection + dispute features of each item state at its time t."""
-    return pd.DataFrame(invoice_feature_arrays(state, t), index=state.index, copy=False)
-
-
-def invoice_feature_arrays(state: object, t: pd.Series | pd.Timestamp | np.ndarray
-                           ) -> dict[str, object]:
-    """invoice_features as arrays (INVOICE_FEATURE_COLUMNS order) from an item-state frame or a
-    mapping of its columns as numpy arrays (strings as object arrays, None for missing)."""
-    n = len(_col(state, "amount"))
-    tt = times_us(t, n)
+def invoice_features(state: Columns, t: np.ndarray) -> dict[str, Column]:
+    """Invoice + collection + dispute features (INVOICE_FEATURE_COLUMNS order) of each item
+    state at its time t (datetime64[us], one per row)."""
+    tt = us_of(t)
+    if len(tt) != n_rows(state):
+        raise ValueError(f"t has {len(tt)} values for {n_rows(state)} item states")
     t_day = day_number(tt)
     due_day = day_number(_col_us(state, "net_due_date"))
     post_us = _col_us(state, "posting_time")
     amount = _col(state, "amount")
     positive = amount > 0
-    out: dict[str, object] = {}
+    out: dict[str, Column] = {}
 
     out["amount"] = amount
     out["open_amount"] = _col(state, "open_amount")
@@ -173,5 +139,4 @@ def invoice_feature_arrays(state: object, t: pd.Series | pd.Timestamp | np.ndarr
     return {k: out[k] for k in INVOICE_FEATURE_COLUMNS}
 
 
-__all__ = ["invoice_features", "invoice_feature_arrays", "as_categorical",
-           "INVOICE_FEATURE_COLUMNS", "terms_table", "times_us", "day_number"]
+__all__ = ["invoice_features", "INVOICE_FEATURE_COLUMNS", "terms_table", "day_number"]

@@ -30,8 +30,10 @@ import pandas as pd
 
 from features import schema
 from features.config.features import FeatureConfig
+from features.pit.columns import Instant
 from features.pit.invoice_features import day_number
-from features.pit.item_state import ACT, DAY_US, NAT, ReplayLog, prepare_log, to_us
+from features.pit.item_state import (ACT, DAY_US, NAT, ReplayLog, event_positions, prepare_log,
+                                     snapshot_codes, to_us)
 
 A = schema.Activity
 EXTRA_LABEL_COLUMNS: tuple[str, ...] = ("label_late_known",)
@@ -81,12 +83,11 @@ def label_frame(log: ReplayLog, inv: np.ndarray, t: np.ndarray, config: FeatureC
 
 
 def labels_at(events: pd.DataFrame | ReplayLog, snapshots: pd.DataFrame,
-              config: FeatureConfig = FeatureConfig(), end_time: object = None) -> pd.DataFrame:
+              config: FeatureConfig = FeatureConfig(),
+              end_time: Instant | None = None) -> pd.DataFrame:
     """Labels of each (invoice_id, snapshot_time) row, observed up to end_time."""
-    from features.pit.item_state import _snapshot_codes, event_positions
-
     log = prepare_log(events)
-    inv, t = _snapshot_codes(log, snapshots)
+    inv, t = snapshot_codes(log, snapshots)
     event_positions(log, inv, t)  # raises unless every invoice is open at its time
     end = None if end_time is None else to_us(end_time)
     return label_frame(log, inv, t, config, end)

@@ -9,11 +9,14 @@ the events carry, each in force from the instant the event is known.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from features.pit.invoice_features import as_categorical, times_us
-from features.pit.item_state import Queries, StepIndex, column_array
+from features.pit.columns import (Column, Columns, TimeLike, as_categorical, frame_of, instants,
+                                  us_of)
+from features.pit.item_state import Queries, StepIndex
 
 MASTER_ATTRIBUTES: tuple[str, ...] = ("risk_category", "credit_limit", "customer_segment",
                                       "collector")
@@ -63,19 +66,23 @@ def master_from_events(events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def master_asof(master: pd.DataFrame, customer_ids: object, times: object) -> pd.DataFrame:
-    """MASTER_ATTRIBUTES of each (customer, t) from the version in force at t.
+def master_asof(master: pd.DataFrame, customer_ids: Sequence[str] | np.ndarray | pd.Series,
+                times: TimeLike) -> pd.DataFrame:
+    """MASTER_ATTRIBUTES of each (customer, t) from the version in force at t, as a frame (for
+    callers holding ids and times; the builder reads master_asof_codes).
 
     String attributes come back as `category` (missing before the first version).
     """
     ids = pd.Series(customer_ids, dtype="str").reset_index(drop=True)
     universe, codes = np.unique(ids.fillna("").to_numpy(dtype=object), return_inverse=True)
-    return master_asof_codes(master, universe, codes, times_us(times, len(ids)))
+    return frame_of(master_asof_codes(master, universe, codes,
+                                      us_of(instants(times, len(ids)))))
 
 
 def master_asof_codes(master: pd.DataFrame, universe: np.ndarray, codes: np.ndarray,
-                      t: np.ndarray) -> pd.DataFrame:
-    """master_asof for customers given as codes into `universe` (ids), t as int64 us."""
+                      t: np.ndarray) -> dict[str, Column]:
+    """MASTER_ATTRIBUTES for customers given as codes into `universe` (ids), t as int64 us;
+    string attributes as Categoricals."""
     master = _validate(master)
     m_codes = pd.Index(universe).get_indexer(
         master["customer_id"].astype("str").to_numpy(dtype=object, na_value=None))
@@ -87,7 +94,7 @@ def master_asof_codes(master: pd.DataFrame, universe: np.ndarray, codes: np.ndar
     found = hi > index.first(queries)
     rows = np.flatnonzero(mine)
     rows = index.take(rows)[np.maximum(hi - 1, 0)] if len(rows) else np.zeros(len(hi), np.int64)
-    out: dict[str, object] = {}
+    out: dict[str, Column] = {}
     for col in MASTER_ATTRIBUTES:
         if col in _STRING_ATTRIBUTES:
             if col in master.columns:
@@ -101,24 +108,17 @@ def master_asof_codes(master: pd.DataFrame, universe: np.ndarray, codes: np.ndar
             values = (master[col].to_numpy(dtype=np.float64, na_value=np.nan)
                       if col in master.columns else np.full(max(len(master), 1), np.nan))
             out[col] = np.where(found, values[rows] if len(values) else np.nan, np.nan)
-    return pd.DataFrame(out, copy=False)
+    return out
 
 
-def master_features(attrs: pd.DataFrame, customer_open_amount: np.ndarray) -> pd.DataFrame:
-    """Master features: attributes as categories, credit_limit, and credit_used_ratio.
+def master_features(attrs: Columns, customer_open_amount: np.ndarray) -> dict[str, Column]:
+    """Master features from MASTER_ATTRIBUTES (strings as Categoricals or object arrays):
+    attributes as categories, credit_limit, and credit_used_ratio.
 
     credit_used_ratio = the customer's open amount at t (all its open invoices, this one
     included) / credit limit; NaN without a positive credit limit.
     """
-    return pd.DataFrame(master_feature_arrays(attrs, customer_open_amount), index=attrs.index,
-                        copy=False)
-
-
-def master_feature_arrays(attrs: object, customer_open_amount: np.ndarray
-                          ) -> dict[str, object]:
-    """master_features as arrays, from a frame of MASTER_ATTRIBUTES or a mapping of them
-    (strings as Categorical or object arrays)."""
-    limit = column_array(attrs, "credit_limit", np.float64)
+    limit = np.asarray(attrs["credit_limit"], dtype=np.float64)
     has = limit > 0
     used = np.asarray(customer_open_amount, dtype=np.float64)
     return {
@@ -130,5 +130,5 @@ def master_feature_arrays(attrs: object, customer_open_amount: np.ndarray
     }
 
 
-__all__ = ["master_asof", "master_asof_codes", "master_features", "master_feature_arrays",
-           "master_from_events", "MASTER_ATTRIBUTES", "MASTER_FEATURE_COLUMNS"]
+__all__ = ["master_asof", "master_asof_codes", "master_features", "master_from_events",
+           "MASTER_ATTRIBUTES", "MASTER_FEATURE_COLUMNS"]

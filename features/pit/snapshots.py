@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.config.features import FeatureConfig
+from features.pit.columns import Instant
 from features.pit.item_state import DAY_US, ReplayLog, prepare_log, to_us
 
 KINDS: tuple[str, ...] = ("posting", "grid", "now")
@@ -109,14 +110,14 @@ def snapshot_frame(log: ReplayLog, inv: np.ndarray, t: np.ndarray, kind: np.ndar
 
 
 def training_snapshots(events: pd.DataFrame | ReplayLog, config: FeatureConfig, seed: int,
-                       end_time: object = None) -> pd.DataFrame:
+                       end_time: Instant | None = None) -> pd.DataFrame:
     """Posting and grid snapshots of every invoice, up to end_time (default last_refresh)."""
     log = prepare_log(events)
     end = None if end_time is None else to_us(end_time)
     return snapshot_frame(log, *training_codes(log, config, seed, end))
 
 
-def scoring_snapshots(events: pd.DataFrame | ReplayLog, now: object = None) -> pd.DataFrame:
+def scoring_snapshots(events: pd.DataFrame | ReplayLog, now: Instant | None = None) -> pd.DataFrame:
     """One "now" snapshot per invoice open at now (default last_refresh)."""
     log = prepare_log(events)
     return snapshot_frame(log, *scoring_codes(log, None if now is None else to_us(now)))

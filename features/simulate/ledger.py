@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from features import schema
 from features.config.simulator import SimulatorConfig
+from features.ingest.ledger_files import write_ledger_dir
 from features.simulate.events import (ACTIVITY_ORDER, COLLECTOR, DAY, PAYMENT_BLOCK_KEYS,
                                       SYSTEM_USERS, EventArrays, build_events)
 from features.simulate.paths import NEVER, draw_paths, oracle_monte_carlo, oracle_p_late
@@ -263,8 +264,6 @@ def write_ledger(ledger: Ledger, out_dir: str | Path) -> dict[str, Path]:
 
     A ledger folder (features.ingest.ledger_files) plus the latent customers, which only a simulated
     ledger has."""
-    from features.ingest.ledger_files import write_ledger_dir
-
     out = write_ledger_dir(out_dir, ledger.events, ledger.master, ledger.truth)
     ledger.customers.to_parquet(out / "customers.parquet", index=False)
     return {name: out / f"{name}.parquet" for name in LEDGER_FILES}

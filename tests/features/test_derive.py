@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from features import schema
+from features.config.simulator import SimulatorConfig
 from features.ingest.derive import (
     DERIVED_SOURCE,
     add_calculated_activities,
@@ -197,8 +198,6 @@ def test_master_from_events():
 
 def test_rederiving_a_simulated_ledger_gives_back_its_calculated_events():
     simulate = pytest.importorskip("features.simulate.ledger")
-    from features.config.simulator import SimulatorConfig
-
     ledger = simulate.simulate_ledger(
         SimulatorConfig(n_customers=40, n_invoices=600, months=12), seed=3)
     events = validate_event_log(ledger.events).events

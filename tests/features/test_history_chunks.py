@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 import features.pit.history as history
-from features.pit.build import build_training_set, step_item_state
 from features.config import PaydelayConfig
+from features.pit.build import build_training_set, step_item_state
+from features.pit.columns import frame_of
 from features.pit.item_state import prepare_log
-from features.simulate.ledger import simulate_ledger
 from features.pit.snapshots import training_codes
+from features.simulate.ledger import simulate_ledger
 
 
 def assert_same(left: pd.DataFrame, right: pd.DataFrame) -> None:
@@ -36,22 +37,23 @@ def test_chunked_history_equals_one_shot(ledger_rows, monkeypatch):
     tables = history.build_customer_tables(log, cfg.features, ledger.master)
     codes = log.inv_cust[inv]
     aggs = history.aggregates_for_codes(tables, codes, t)
-    aggs.index = state.index
-    whole = history.history_features(aggs, state, t, cfg.features)
+    whole = frame_of(history.history_features(aggs, state, t.view("datetime64[us]"),
+                                              cfg.features))
 
     # 97 rows a chunk: chunk borders fall inside customers and inside a snapshot instant.
     monkeypatch.setattr(history, "HISTORY_CHUNK_ROWS", 97)
     assert len(inv) > 20 * 97
     chunked, customer_open = history.history_for_codes(tables, codes, t, state, cfg.features)
+    chunked = frame_of(chunked)
 
     assert_same(chunked, whole)
-    np.testing.assert_array_equal(customer_open, aggs["cust_open_cents"].to_numpy() / 100.0)
+    np.testing.assert_array_equal(customer_open, aggs["cust_open_cents"] / 100.0)
     # Not a vacuous match: the customers have paid histories and open exposure.
     assert (chunked["hist_n_cleared"] > 0).mean() > 0.5
     assert chunked["hist_ewm_days_late_season_adj"].notna().sum() > len(chunked) // 2
     # The customer's open amount includes the row's own open invoice.
-    assert (customer_open >= state["open_amount"].to_numpy() - 1e-9).all()
-    assert (customer_open > state["open_amount"].to_numpy()).mean() > 0.5
+    assert (customer_open >= state["open_amount"] - 1e-9).all()
+    assert (customer_open > state["open_amount"]).mean() > 0.5
 
 
 def test_training_set_does_not_depend_on_the_chunk_size(ledger_rows, monkeypatch):

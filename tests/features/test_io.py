@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features import schema
+from features.config.simulator import SimulatorConfig
 from features.ingest.io import (
     EventLogError,
     ExtraColumnsWarning,
@@ -14,7 +15,7 @@ from features.ingest.io import (
     read_master,
     write_event_log,
 )
-from features.ingest.validate import validate_event_log
+from features.ingest.validate import normalise_activities, validate_event_log
 
 SEED_CSV = """\
 EventTime,ActivityName,InvoiceNumber,Kunnr,Bukrs,NetDueDate,Dmbtr,Mahns,Ctlpc,Klimk,Zterm,Blart,Augbl,Plant
@@ -198,7 +199,6 @@ def test_activity_labels_survive_every_spelling():
                  for s in (spec.activity.value, spec.label, spec.seed_label.upper())]
     raw = pd.DataFrame({"event_time": "2024-01-10", "activity": spellings,
                         "invoice_id": "1", "customer_id": "C"})
-    from features.ingest.validate import normalise_activities
     codes = normalise_activities(raw["activity"])
     expected = np.repeat([spec.activity.value for spec in schema.ACTIVITIES], 3)
     assert codes.tolist() == expected.tolist()
@@ -206,8 +206,6 @@ def test_activity_labels_survive_every_spelling():
 
 def test_simulated_ledger_round_trips_through_seed_csv(tmp_path):
     simulate = pytest.importorskip("features.simulate.ledger")
-    from features.config.simulator import SimulatorConfig
-
     ledger = simulate.simulate_ledger(
         SimulatorConfig(n_customers=30, n_invoices=400, months=12), seed=5)
     first = validate_event_log(ledger.events)

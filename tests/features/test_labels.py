@@ -7,9 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from features import schema
+from features import paths, schema
 from features.pit.build import build_training_set, summary
 from features.config.features import FeatureConfig
+from features.ingest.ibm import load_ibm_ar
 from features.pit.labels import labels_at
 from reference import event_frame, invoice_rows
 
@@ -167,12 +168,8 @@ def test_labels_come_from_after_t():
 
 def test_ibm_sample_builds_and_reports_censoring():
     """The IBM AR sample (every invoice settled) builds; a mid-file cutoff censors the rest."""
-    from features import paths
-
     if not paths.IBM_AR_CSV.is_file():
         pytest.skip(f"IBM AR sample not found at {paths.IBM_AR_CSV}")
-    from features.ingest.ibm import load_ibm_ar
-
     ledger = load_ibm_ar()
     full = build_training_set(ledger.events, ledger.master, FeatureConfig(), seed=0)
     s = summary(full)

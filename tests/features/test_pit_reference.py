@@ -12,13 +12,20 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.pit.build import build_scoring_set, build_training_set, features_at
 from features.config.features import FeatureConfig
 from features.config.simulator import SimulatorConfig
+from features.pit.build import (build_scoring_set, build_training_set, features_at, read_rows,
+                                write_rows)
+from features.pit.columns import columns_of, frame_of, instants
+from features.pit.dictionary import data_dictionary, write_data_dictionary
 from features.pit.feature_spec import (CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SET_VERSION,
-                                   FEATURES)
+                                       FEATURES, MONOTONE, explain)
+from features.pit.history import history_table, join_history
+from features.pit.invoice_features import invoice_features
+from features.pit.item_state import ITEM_STATE_COLUMNS, Queries, StepIndex, item_state_at
 from features.pit.labels import EXTRA_LABEL_COLUMNS
-from reference import DAY, Reference, adversarial_ledger
+from features.simulate.ledger import simulate_ledger
+from reference import DAY, Reference, adversarial_ledger, event_frame, invoice_rows
 
 CONFIG = FeatureConfig(grace_days=2)
 LABELS = list(schema.LABEL_COLUMNS) + list(EXTRA_LABEL_COLUMNS)
@@ -72,8 +79,6 @@ def compare(rows: pd.DataFrame, ref: Reference, with_labels: bool) -> int:
 
 @pytest.fixture(scope="module")
 def simulated():
-    from features.simulate.ledger import simulate_ledger
-
     ledger = simulate_ledger(SimulatorConfig(n_customers=24, n_invoices=900, months=20), seed=7)
     return ledger.events, ledger.master
 
@@ -219,10 +224,6 @@ def test_sampling_is_independent_of_other_customers(simulated):
 # The serving path (item state carried by a request + the online history table) computes the
 # same features as the batch builder.
 def test_serving_path_equals_batch(simulated):
-    from features.pit.history import history_table, join_history
-    from features.pit.invoice_features import invoice_features
-    from features.pit.item_state import ITEM_STATE_COLUMNS, item_state_at
-
     events, master = simulated
     batch = build_scoring_set(events, master, CONFIG)
     now = batch["snapshot_time"].iloc[0]
@@ -231,8 +232,9 @@ def test_serving_path_equals_batch(simulated):
     assert {c: str(states[c].dtype) for c in states} == dict(ITEM_STATE_COLUMNS)
     table = history_table(events, master, as_of=now, config=CONFIG)
     assert table["customer_id"].is_unique
-    served = pd.concat([invoice_features(states, now), join_history(states, table, now, CONFIG)],
-                       axis=1)
+    items = frame_of(invoice_features(columns_of(states), instants(now, len(states))),
+                     index=states.index)
+    served = pd.concat([items, join_history(states, table, now, CONFIG)], axis=1)
     assert set(served.columns) == set(FEATURE_NAMES)
     for name in FEATURE_NAMES:
         a, b = served[name], batch[name]
@@ -243,8 +245,6 @@ def test_serving_path_equals_batch(simulated):
 
 
 def test_step_index_matches_brute_force():
-    from features.pit.item_state import Queries, StepIndex
-
     rng = np.random.default_rng(0)
     # Units of us, s and days pack (code, time) directly; a huge span falls back to ranks.
     for codes_hi, time_scale in ((5, 1), (5, 1_000_000), (5, 86_400_000_000), (2**30, 2**33 + 1)):
@@ -262,8 +262,6 @@ def test_step_index_matches_brute_force():
 
 
 def test_bad_input_is_named():
-    from reference import event_frame, invoice_rows
-
     good = [invoice_rows("I1", "C1", "2024-01-01", "2024-01-31", 10.0)]
     cfg = FeatureConfig()
     with pytest.raises(ValueError, match="unknown activity 'paid_maybe'"):
@@ -282,8 +280,6 @@ def test_bad_input_is_named():
 
 
 def test_rows_file_carries_the_feature_set_version(tmp_path, adversarial):
-    from features.pit.build import read_rows, write_rows
-
     events, master = adversarial
     rows = build_training_set(events, master, CONFIG, seed=5)
     path = write_rows(rows, tmp_path / "rows.parquet")
@@ -294,9 +290,6 @@ def test_rows_file_carries_the_feature_set_version(tmp_path, adversarial):
 
 
 def test_catalogue_contract(simulated):
-    from features.pit.dictionary import data_dictionary, write_data_dictionary
-    from features.pit.feature_spec import FEATURE_SET_VERSION, MONOTONE, explain
-
     required = ["amount", "open_amount", "days_overdue", "days_since_posting", "days_to_due",
                 "terms_net_days", "dunning_level", "max_dunning_level", "n_contacts",
                 "n_promises_broken", "promise_open", "dispute_open", "dispute_days_open",

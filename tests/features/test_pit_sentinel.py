@@ -17,6 +17,7 @@ from features.config.features import FeatureConfig
 from features.config.simulator import SimulatorConfig
 from features.pit.feature_spec import FEATURE_NAMES
 from features.pit.labels import labels_at
+from features.simulate.ledger import simulate_ledger
 from reference import adversarial_ledger
 
 A = schema.Activity
@@ -129,8 +130,6 @@ def _check(events, master, t, seed) -> int:
 
 @pytest.fixture(scope="module")
 def simulated():
-    from features.simulate.ledger import simulate_ledger
-
     ledger = simulate_ledger(SimulatorConfig(n_customers=40, n_invoices=2500, months=20), seed=3)
     return ledger.events, ledger.master
 

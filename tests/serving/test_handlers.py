@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.pit.item_state import ITEM_STATE_COLUMNS
 from serving import api_models as am
+from serving.handlers import (Job, Refused, handle_explain, handle_rerank, handle_score,
+                              metadata, rerank_many, score_many, to_json)
+from serving.predict import feature_rows, model_matrix, score_matrix
 from serving.reasons import merge_linked
-from serving.handlers import (Refused, handle_explain, handle_rerank, handle_score, metadata,
-                              to_json)
+from serving.validation import items_frame
+from training.core.rules import rule_points
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +33,11 @@ def test_score_returns_every_output_in_request_order(world, request_):
     data = handle_score(world.model, request_.as_of, request_.items)
     resp = _roundtrip(am.ScoreResponse, data)
     assert [it.invoice_id for it in resp.items] == [it.invoice_id for it in request_.items]
-    p = np.array([[it.p_bucket_0, it.p_bucket_1, it.p_bucket_2, it.p_bucket_3, it.p_bucket_4]
-                  for it in resp.items])
+    contract = world.bundle.contract
+    for it in resp.items:  # the buckets of the served model's contract, in order
+        assert [(b.label, b.from_days, b.to_days) for b in it.delay_buckets] == [
+            (b.label, b.from_days, b.to_days) for b in contract.buckets]
+    p = np.array([[b.probability for b in it.delay_buckets] for it in resp.items])
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
     late = np.array([it.p_late for it in resp.items])
     np.testing.assert_allclose(p[:, 0], 1 - late, atol=1e-12)
@@ -38,17 +45,15 @@ def test_score_returns_every_output_in_request_order(world, request_):
         assert it.days_to_clear_p10 <= it.days_to_clear_p50 <= it.days_to_clear_p90
         assert it.pay_date_p10 <= it.pay_date_p50 <= it.pay_date_p90
     open_amount = {it.invoice_id: it.open_amount for it in request_.items}
-    for it in resp.items:  # training.core.scoring's definition: the share paid > 30 days late or lost
-        very_late = it.p_bucket_2 + it.p_bucket_3 + it.p_bucket_4
+    assert contract.very_late == (2, 3, 4)  # default edges: > 30 days late or lost
+    for it, probs in zip(resp.items, p, strict=True):  # training.core.scoring's definition
+        very_late = probs[list(contract.very_late)].sum()
         assert it.expected_amount_at_risk == pytest.approx(open_amount[it.invoice_id] * very_late)
     assert resp.model.feature_set_version == world.bundle.feature_set_version
     assert resp.as_of == request_.as_of
 
 
 def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, request_):
-    from serving.predict import feature_rows, model_matrix, score_matrix
-    from training.core.rules import rule_points
-
     data = handle_rerank(world.model, request_.as_of, request_.items, request_.capacity)
     resp = _roundtrip(am.RerankResponse, data)
     risk = [it.expected_amount_at_risk for it in resp.items]
@@ -63,7 +68,8 @@ def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, 
     rows = feature_rows(world.model, state, request_.as_of)
     rows = pd.concat([rows, score_matrix(world.model, rows, model_matrix(world.model, rows))],
                      axis=1)
-    rules = rule_points(rows, world.config.rule_strategy).set_index(rows["invoice_id"])
+    # the served model's own strategy (its contract), not the serving process's config
+    rules = rule_points(rows, world.bundle.contract.rule_strategy).set_index(rows["invoice_id"])
     for it in resp.items:
         assert it.rule_priority == rules.loc[it.invoice_id, "priority"]
         assert it.rule_points == rules.loc[it.invoice_id, "points"]
@@ -78,9 +84,6 @@ def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, 
 
 
 def open_state_of(request_) -> pd.DataFrame:
-    from features.pit.item_state import ITEM_STATE_COLUMNS
-    from serving.validation import items_frame
-
     return items_frame(request_.items, ITEM_STATE_COLUMNS)
 
 
@@ -104,7 +107,7 @@ def test_reasons_are_the_top_contributions_of_explain(world, request_):
 def test_explain_gives_every_feature_and_adds_up_to_the_raw_score(world, request_):
     data = handle_explain(world.model, request_.as_of, request_.items[3])
     resp = _roundtrip(am.ExplainResponse, data)
-    assert {c.feature for c in resp.contributions} == set(world.bundle.feature_set.names)
+    assert {c.feature for c in resp.contributions} == set(world.bundle.contract.feature_names)
     total = resp.base_value + sum(c.contribution for c in resp.contributions)
     assert total == pytest.approx(resp.raw_log_odds, abs=1e-9)
     mags = [abs(c.contribution) for c in resp.contributions]
@@ -142,9 +145,11 @@ def test_impossible_items_are_refused_with_422_naming_the_field(world, api, open
 def test_metadata_describes_what_is_served(world):
     meta = metadata(world.model)
     assert meta["ready"] and meta["feature_set_version"] == world.bundle.feature_set_version
-    assert meta["features"] == list(world.bundle.feature_set.names)
+    assert meta["features"] == list(world.bundle.contract.feature_names)
     assert meta["training_window"] == world.bundle.training_window
     assert "risk" in meta["metrics"] and meta["explainer"] == "tabulated TreeSHAP"
+    assert meta["delay_buckets"] == [b.to_dict() for b in world.bundle.contract.buckets]
+    assert meta["rule_strategy"] == world.bundle.contract.rule_strategy.name
     assert json.loads(to_json(meta))["store"]["n_customers"] == world.store.n_customers
     assert metadata(None, "boom") == {"ready": False, "error": "boom"}
 
@@ -152,8 +157,6 @@ def test_metadata_describes_what_is_served(world):
 def test_a_batch_of_requests_answers_each_as_if_alone(world, api, open_state, make_payload):
     """Jobs scored together (serving.batching) get exactly their lone answers: own as_of, own
     rule groups (same customers in two worklists), own capacity; a refusal stays with its job."""
-    from serving.handlers import Job, rerank_many, score_many
-
     later = world.last_refresh
     earlier = later - pd.Timedelta(days=3)
     a = api.RerankRequest.model_validate_json(json.dumps(

@@ -3,8 +3,9 @@
 For several times t, the events known at t are replayed (everything later is cut off), the item
 state of every invoice open at t becomes a JSON request exactly as a worklist engine would send
 it, and the store is materialised from the same truncated log. The service's path (request
-validation -> item-state frame -> serving.predict.feature_rows) must give, for every feature of
-every item, the value features.pit.build.build_scoring_set computes from the full log at t.
+validation -> item-state columns -> serving.predict.feature_columns, as the handlers run it) must
+give, for every feature of every item, the value features.pit.build.build_scoring_set computes
+from the full log at t.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.pit.item_state import ITEM_STATE_COLUMNS
+from features.pit.build import build_scoring_set
+from features.pit.columns import frame_of
+from features.pit.item_state import ITEM_STATE_COLUMNS, item_state_at
+from features.pit.snapshots import scoring_snapshots
+from serving.model import from_bundle
+from serving.predict import feature_columns, model_matrix, score_matrix
+from serving.store import build_store
+from serving.validation import check_items, items_columns
+from training.core.scoring import score
 
 
 def _known_by(events: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
@@ -27,13 +36,6 @@ def _known_by(events: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
 
 
 def _service_features(world, api, make_payload, t: pd.Timestamp) -> pd.DataFrame:
-    from features.pit.item_state import item_state_at
-    from features.pit.snapshots import scoring_snapshots
-    from serving.model import from_bundle
-    from serving.predict import feature_rows
-    from serving.store import build_store
-    from serving.validation import check_items, items_frame
-
     events_t = _known_by(world.events, t)
     master_t = world.master[world.master["valid_from"] <= t]
     state_t = item_state_at(events_t, scoring_snapshots(events_t, now=t))
@@ -41,17 +43,15 @@ def _service_features(world, api, make_payload, t: pd.Timestamp) -> pd.DataFrame
     model_t = from_bundle(world.bundle, store_t, world.config, explainer=False)
     body = json.dumps(make_payload(state_t, t))  # what goes over the wire
     req = api.ScoreRequest.model_validate_json(body)
-    frame = items_frame(req.items, ITEM_STATE_COLUMNS)
-    checked = check_items(frame, req.as_of, world.bundle.categories)
+    state = items_columns(req.items, ITEM_STATE_COLUMNS)
+    checked = check_items(state, req.as_of, world.bundle.categories)
     assert checked.problems == []
-    return feature_rows(model_t, checked.state, req.as_of)
+    return frame_of(feature_columns(model_t, checked.state, req.as_of))
 
 
 @pytest.mark.parametrize("offset", [pd.Timedelta(0), pd.Timedelta(days=97, hours=7, minutes=13),
                                     pd.Timedelta(days=201, hours=16)])
 def test_every_feature_matches_the_batch_pipeline(world, api, make_payload, offset):
-    from features.pit.build import build_scoring_set
-
     t = world.last_refresh - offset
     served = _service_features(world, api, make_payload, t)
     batch = build_scoring_set(world.events, world.master, world.model.feature_config, now=t)
@@ -81,10 +81,6 @@ def test_every_feature_matches_the_batch_pipeline(world, api, make_payload, offs
 
 
 def test_served_scores_equal_batch_scores(world, api, make_payload):
-    from features.pit.build import build_scoring_set
-    from serving.predict import model_matrix, score_matrix
-    from training.core.scoring import score
-
     t = world.last_refresh - pd.Timedelta(days=30, hours=3)
     served = _service_features(world, api, make_payload, t).reset_index(drop=True)
     batch = build_scoring_set(world.events, world.master, world.model.feature_config, now=t)

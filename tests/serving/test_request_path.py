@@ -9,12 +9,22 @@ tests pin every step to its frame counterpart, which the parity test ties to the
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import threading
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.config.rules import BasicRuleConfig, CollectionRuleConfig, RuleStrategyConfig
 from features.pit.item_state import ITEM_STATE_COLUMNS
+from serving.explain import contributions
+from serving.handlers import rule_frame
+from serving.predict import (feature_columns, feature_rows, model_matrix,
+                             score_and_explain_columns, score_columns, score_matrix)
+from serving.process import run_beside
+from serving.validation import check_items, items_columns, items_frame
+from training.core.rules import rule_points
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +43,6 @@ def request_(world, api, open_state, make_payload):
 @pytest.fixture(scope="module")
 def both(world, request_):
     """(frame rows, column rows) of the request's items."""
-    from serving.predict import feature_columns, feature_rows
-    from serving.validation import items_columns, items_frame
-
     frame = feature_rows(world.model, items_frame(request_.items, ITEM_STATE_COLUMNS),
                          request_.as_of)
     cols = feature_columns(world.model, items_columns(request_.items, ITEM_STATE_COLUMNS),
@@ -44,8 +51,6 @@ def both(world, request_):
 
 
 def test_items_columns_hold_the_frame_values(request_):
-    from serving.validation import items_columns, items_frame
-
     frame = items_frame(request_.items, ITEM_STATE_COLUMNS)
     cols = items_columns(request_.items, ITEM_STATE_COLUMNS)
     assert list(cols) == list(frame.columns) == list(ITEM_STATE_COLUMNS)
@@ -82,12 +87,10 @@ def test_feature_columns_equal_feature_rows_everywhere(world, both):
 
 
 def test_model_matrix_and_scores_agree(world, both):
-    from serving.predict import model_matrix, score_columns, score_matrix
-
     frame, cols = both
     X = model_matrix(world.model, frame)
     np.testing.assert_array_equal(model_matrix(world.model, cols), X)
-    j = list(world.bundle.feature_set.names).index("company_code")
+    j = list(world.bundle.contract.feature_names).index("company_code")
     assert np.isnan(X[3, j]) and not np.isnan(X[5, j])  # unseen code scored as missing
     expected = score_matrix(world.model, frame, X)
     got, _ = score_columns(world.model, cols, X)
@@ -100,9 +103,6 @@ def test_model_matrix_and_scores_agree(world, both):
 
 
 def test_contributions_beside_the_boosters_equal_the_explainer_alone(world, both):
-    from serving.explain import contributions
-    from serving.predict import model_matrix, score_and_explain_columns
-
     _, cols = both
     X = model_matrix(world.model, cols)
     _, _, phi = score_and_explain_columns(world.model, cols, X)
@@ -113,11 +113,6 @@ def test_contributions_beside_the_boosters_equal_the_explainer_alone(world, both
 
 
 def test_rule_points_on_the_strategy_columns_equal_the_whole_rows(world, both):
-    from features.config.rules import BasicRuleConfig, CollectionRuleConfig, RuleStrategyConfig
-    from serving.handlers import rule_frame
-    from serving.predict import score_columns
-    from training.core.rules import rule_points
-
     frame, cols = both
     scored, _ = score_columns(world.model, cols)
     scored["request"] = np.zeros(len(frame), dtype=np.int64)
@@ -151,8 +146,6 @@ def test_rule_points_on_the_strategy_columns_equal_the_whole_rows(world, both):
 def test_rule_fast_paths_valuate_as_the_general_path(world, both):
     """Numeric and categorical columns are read with numpy; nullable and string columns take
     the general pandas path: both must valuate alike."""
-    from training.core.rules import rule_points
-
     frame, _ = both
     cfg = world.config.rule_strategy
     general = frame.copy()
@@ -167,8 +160,6 @@ def test_rule_fast_paths_valuate_as_the_general_path(world, both):
 
 def test_check_items_on_columns_finds_what_it_finds_on_the_frame(world, api, open_state,
                                                                   make_payload):
-    from serving.validation import check_items, items_columns, items_frame
-
     body = make_payload(open_state.head(12), world.last_refresh)
     body["items"][5]["invoice_id"] = body["items"][2]["invoice_id"]  # duplicate
     body["items"][6]["company_code"] = "9999"
@@ -192,8 +183,6 @@ def test_check_items_on_columns_finds_what_it_finds_on_the_frame(world, api, ope
 
 
 def test_run_beside_returns_every_result_and_passes_errors_on():
-    from serving.process import run_beside
-
     tasks = {f"t{i}": (lambda i=i: i * i) for i in range(7)}
     assert run_beside(tasks) == {f"t{i}": i * i for i in range(7)}
 
@@ -208,10 +197,6 @@ def test_run_beside_returns_every_result_and_passes_errors_on():
 def _two_threads() -> dict:
     """Two tasks that can only finish together: each waits for the other at a barrier, so this
     returns only when run_beside really runs them on two threads."""
-    import threading
-
-    from serving.process import run_beside
-
     barrier = threading.Barrier(2, timeout=10)
 
     def task(value):
@@ -222,8 +207,6 @@ def _two_threads() -> dict:
 
 
 def test_tasks_run_on_two_threads_also_in_a_forked_child():
-    import multiprocessing as mp
-
     assert _two_threads() == {"a": 2, "b": 3}  # the parent's helper thread now exists
     with mp.get_context("fork").Pool(1) as pool:  # a server worker forked after loading
         assert pool.apply(_two_threads) == {"a": 2, "b": 3}

@@ -21,7 +21,7 @@ def _wait(cond, timeout=10.0):
 
 
 def test_ready_only_once_the_model_is_loaded(service_module, monkeypatch, world):
-    import serving.model as predict
+    import serving.loading as predict
 
     release = threading.Event()
 
@@ -44,7 +44,7 @@ def test_ready_only_once_the_model_is_loaded(service_module, monkeypatch, world)
 
 
 def test_a_failed_load_is_reported_not_ready(service_module, monkeypatch):
-    import serving.model as predict
+    import serving.loading as predict
 
     def broken(config):
         raise FileNotFoundError("no registered model 'paydelay' @champion")

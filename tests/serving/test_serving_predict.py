@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.pit.history import join_history
+from serving.explain import contribution_frame
 from serving.predict import feature_rows, model_matrix, score_matrix
+from training.core.scoring import output_columns, score
+from training.risk import dataset, lgb_params
 
 
 @pytest.fixture(scope="module")
@@ -14,30 +19,41 @@ def rows(world, open_state):
     return feature_rows(world.model, open_state, world.last_refresh)
 
 
-def test_model_matrix_is_what_lightgbm_reads_from_the_training_frame(world, rows):
-    from training.risk import feature_matrix
-
-    frame, _ = feature_matrix(rows, world.bundle.feature_set, world.bundle.categories)
+def test_model_matrix_is_what_lightgbm_reads_from_a_categorical_frame(world, rows):
+    """Training and serving share one matrix builder (training.core.matrix): its values are what
+    LightGBM makes of a frame with categorical columns, so boosters fitted on either agree."""
+    contract, cats = world.bundle.contract, world.bundle.categories
+    fs = contract.features
+    frame = pd.DataFrame({
+        name: (pd.Categorical(rows[name].astype("string").to_numpy(dtype=object,
+                                                                   na_value=None),
+                              categories=cats[name]) if name in fs.categorical
+               else pd.to_numeric(rows[name]).astype("Float64").to_numpy(dtype=float,
+                                                                          na_value=np.nan))
+        for name in fs.names})
     X = model_matrix(world.model, rows)
-    booster = world.bundle.risk
-    np.testing.assert_array_equal(booster.predict(X), booster.predict(frame))
-    # and element by element: categoricals as training category codes, NaN when unseen
-    for j, name in enumerate(world.bundle.feature_set.names):
+    for j, name in enumerate(fs.names):  # categoricals as training category codes, NaN unseen
         col = frame[name]
-        expected = (col.cat.codes.to_numpy().astype(float) if hasattr(col, "cat")
+        expected = (col.cat.codes.to_numpy().astype(float) if name in fs.categorical
                     else col.to_numpy(dtype=float))
-        if hasattr(col, "cat"):
+        if name in fs.categorical:
             expected[expected < 0] = np.nan
         np.testing.assert_array_equal(X[:, j], expected, err_msg=name)
+    # The same trees whether LightGBM reads the categorical frame or the matrix.
+    y = (np.random.default_rng(3).random(len(rows)) < 0.4).astype(float)
+    params = lgb_params(world.config.training.risk, "binary", 3, 1)
+    on_frame = lgb.train(params, lgb.Dataset(frame, label=y, categorical_feature=list(
+        fs.categorical), free_raw_data=False), num_boost_round=20)
+    on_matrix = lgb.train(params, dataset(X, y, fs), num_boost_round=20)
+    np.testing.assert_array_equal(on_frame.predict(frame), on_matrix.predict(X))
 
 
 def test_score_matrix_equals_training_score_on_every_output(world, rows):
-    from training.core.scoring import OUTPUT_COLUMNS, score
-
     expected = score(world.bundle, rows)
     got = score_matrix(world.model, rows, model_matrix(world.model, rows))
-    assert list(got.columns) == list(OUTPUT_COLUMNS)
-    for col in OUTPUT_COLUMNS:
+    columns = output_columns(world.bundle.contract)
+    assert list(got.columns) == list(columns)
+    for col in columns:
         if col == "risk_class" or col.startswith("pay_date"):
             assert (got[col] == expected[col]).all(), col
         else:
@@ -49,7 +65,7 @@ def test_unseen_categories_are_scored_as_missing(world, rows):
     changed = rows.copy()
     changed["company_code"] = pd.Categorical(["9999"] * len(rows))
     X2 = model_matrix(world.model, changed)
-    j = list(world.bundle.feature_set.names).index("company_code")
+    j = list(world.bundle.contract.feature_names).index("company_code")
     assert np.isnan(X2[:, j]).all() and not np.isnan(X[:, j]).any()
 
 
@@ -67,8 +83,6 @@ def test_unknown_customers_are_cold_start_with_empty_history(world, open_state):
 
 def test_store_lookup_equals_join_history(world, open_state):
     """The store's gathered arrays give the features join_history gives (known + unknown)."""
-    from features.pit.history import join_history
-
     state = open_state.head(40).copy()
     state.loc[state.index[::4], "customer_id"] = "NOT-IN-STORE"
     t = world.last_refresh
@@ -85,8 +99,6 @@ def test_store_lookup_equals_join_history(world, open_state):
 
 
 def test_contributions_explain_the_raw_score(world, rows):
-    from serving.explain import contribution_frame
-
     contrib = contribution_frame(world.model, rows)
     raw = world.bundle.risk.predict(model_matrix(world.model, rows), raw_score=True)
     np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)

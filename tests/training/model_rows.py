@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.risk import FeatureSet
+from features.config import PaydelayConfig
+from training.core.contract import FeatureSet, ModelContract
 
 DAY = pd.Timedelta(days=1)
 CATEGORICAL = ("risk_category", "customer_segment", "company_code")
@@ -28,6 +29,11 @@ MONOTONE = {"days_overdue": 1, "n_promises_broken": 1, "dunning_level": 1, "hist
 def feature_set(version: str = "test-1") -> FeatureSet:
     return FeatureSet(names=NUMERIC + CATEGORICAL + BOOLEAN, categorical=CATEGORICAL,
                       boolean=BOOLEAN, monotone=dict(MONOTONE), version=version)
+
+
+def contract(config, version: str = "test-1") -> ModelContract:
+    """The contract of a model trained with `config` on these rows (their hand-made features)."""
+    return ModelContract.from_config(config, features=feature_set(version))
 
 
 def make_rows(n_invoices: int = 3000, seed: int = 0, start: str = "2023-01-01",
@@ -156,8 +162,6 @@ SMALL = {"n_estimators": 60, "num_leaves": 15, "min_child_samples": 20}
 
 def small_config(**training):
     """Fast training settings for tests: few small trees, horizon fitting a two-year log."""
-    from features.config import PaydelayConfig
-
     base = {"payment_horizon_days": 90, "risk": SMALL, "payment": SMALL,
             "bucket": {"n_estimators": 30, "num_leaves": 7}, "min_cleared_invoices": 100,
             "min_late_invoices": 20}

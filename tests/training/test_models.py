@@ -8,17 +8,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from model_rows import feature_set, make_rows, small_config
+from model_rows import contract, make_rows, small_config
 
 from features.config.training import LgbParams
 from training.core.bundle import ModelBundle
+from training.core.calibration import Calibrator, apply_calibrator
+from training.core.contract import FeatureSet, ModelContract
+from training.core.matrix import feature_matrix
+from training.core.payment import ConformalShift, predict_relative, to_days
+from training.core.scoring import output_columns, risk_class, score
 from training.metrics import expected_calibration_error
-from training.payment_date import (censored_coverage, fit_conformal, fit_quantiles,
-                                   predict_relative, to_days)
+from training.payment_date import censored_coverage, fit_conformal, fit_quantiles
 from training.pipeline import fit_bundle
-from training.risk import (FeatureSet, apply_calibrator, feature_matrix, feature_set_from_spec,
-                           fit_calibrator, fit_risk, risk_class)
-from training.core.scoring import OUTPUT_COLUMNS, score
+from training.risk import fit_calibrator, fit_risk
 from training.splits import split_rows
 
 SMALL = LgbParams(n_estimators=80, num_leaves=15, min_child_samples=30)
@@ -29,7 +31,7 @@ def fitted():
     rows, _ = make_rows(2500, seed=11)
     cfg = small_config()
     split = split_rows(rows, cfg)
-    bundle = fit_bundle(split, feature_set(), cfg, seed=7)
+    bundle = fit_bundle(split, contract(cfg), cfg, seed=7)
     test = split.test[split.test["snapshot_kind"] != "now"]
     return split, cfg, bundle, test
 
@@ -56,15 +58,16 @@ def test_calibration_on_a_later_slice_recovers_known_probabilities():
     raw_te = booster.predict(Xte)
     for method in ("isotonic", "platt"):
         cal = fit_calibrator(booster.predict(Xcal), ycal, method)
-        assert json.loads(json.dumps(cal)) == cal  # stored as plain JSON, no pickle
+        # stored as plain JSON, no pickle
+        assert Calibrator.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
         p = apply_calibrator(cal, raw_te)
         assert expected_calibration_error(yte, raw_te) > 0.08  # drift miscalibrates the raw model
         assert expected_calibration_error(yte, p) < 0.02
         assert np.mean(np.abs(p - pte)) < 0.05  # close to the known probabilities
     iso = fit_calibrator(booster.predict(Xcal), ycal, "isotonic")
-    assert np.all(np.diff(iso["x"]) > 0) and np.all(np.diff(iso["y"]) >= 0)
+    assert np.all(np.diff(iso.x) > 0) and np.all(np.diff(iso.y) >= 0)
     # Strictly increasing between knots: calibration creates no new ranking ties.
-    inner = np.linspace(iso["x"][0], iso["x"][-1], 500)
+    inner = np.linspace(iso.x[0], iso.x[-1], 500)
     assert np.all(np.diff(apply_calibrator(iso, inner)) > 0)
 
 
@@ -77,7 +80,8 @@ def test_calibrator_refuses_a_one_class_slice():
 def test_score_outputs_follow_the_contract(fitted):
     _, cfg, bundle, test = fitted
     out = score(bundle, test)
-    assert list(out.columns) == list(OUTPUT_COLUMNS) and out.index.equals(test.index)
+    assert list(out.columns) == list(output_columns(bundle.contract))
+    assert out.index.equals(test.index)
     buckets = out[[f"p_bucket_{k}" for k in range(5)]].to_numpy()
     np.testing.assert_allclose(buckets.sum(axis=1), 1.0, atol=1e-12)
     np.testing.assert_array_equal(out["p_bucket_0"].to_numpy(), 1 - out["p_late"].to_numpy())
@@ -113,7 +117,7 @@ def test_quantiles_never_cross(fitted):
     # Adversarial raw predictions and shifts: sorted, shifted, floored - still ordered.
     rng = np.random.default_rng(1)
     r = rng.normal(0, 30, size=(1000, 3))  # deliberately crossing
-    for shift in ({"lo": -50.0, "hi": -50.0}, {"lo": 20.0, "hi": 5.0}, None):
+    for shift in (ConformalShift(lo=-50.0, hi=-50.0), ConformalShift(lo=20.0, hi=5.0), None):
         days = to_days(np.sort(r, axis=1), rng.uniform(-20, 60, 1000), shift)
         assert (np.diff(days, axis=1) >= 0).all() and (days >= 0).all()
 
@@ -188,7 +192,7 @@ def test_tail_boosters_take_their_own_parameters_and_the_p50_is_unchanged():
 
 # --- behaviour ------------------------------------------------------------------------------------
 def test_spec_declares_the_constraints_the_behaviour_relies_on():
-    spec = feature_set_from_spec()
+    spec = ModelContract.from_config(small_config()).features
     assert spec.monotone["days_overdue"] == 1 and spec.monotone["n_promises_broken"] == 1
     # A season's late share is a measure of lateness like the others (catalogue rule): +1 keeps
     # the trees from reading noise in a few invoices a year as "late at this time = less risk".
@@ -217,7 +221,8 @@ def test_bundle_roundtrip_gives_identical_predictions(fitted, tmp_path):
     json.loads((tmp_path / "bundle" / "bundle.json").read_text())
     loaded = ModelBundle.load(tmp_path / "bundle")
     pd.testing.assert_frame_equal(score(loaded, test), score(bundle, test))
-    assert loaded.feature_set == bundle.feature_set and loaded.categories == bundle.categories
+    assert loaded.contract == bundle.contract and loaded.categories == bundle.categories
+    assert loaded.calibrator == bundle.calibrator and loaded.conformal == bundle.conformal
 
 
 def test_unseen_categories_become_missing_and_are_counted(fitted):
@@ -237,9 +242,9 @@ def test_unseen_categories_become_missing_and_are_counted(fitted):
 
 def test_same_seed_same_models(fitted):
     split, cfg, bundle, test = fitted
-    again = fit_bundle(split, feature_set(), cfg, seed=7)
+    again = fit_bundle(split, contract(cfg), cfg, seed=7)
     pd.testing.assert_frame_equal(score(again, test), score(bundle, test))
-    other = fit_bundle(split, feature_set(), cfg, seed=8)
+    other = fit_bundle(split, contract(cfg), cfg, seed=8)
     assert not np.array_equal(score(other, test)["p_late"], score(bundle, test)["p_late"])
 
 

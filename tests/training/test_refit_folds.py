@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from model_rows import feature_set, make_rows, small_config
+from model_rows import contract, make_rows, small_config
 
-from training.payment_date import due_offset, payment_offset, predict_relative, to_days
+from training.core.payment import due_offset, payment_offset, predict_relative, to_days
 from training.pipeline import fit_bundle
-from training.risk import feature_matrix
 from training.core.scoring import score
 from training.splits import refit_frame, rolling_folds, split_rows
 
@@ -63,18 +62,16 @@ def test_refit_frame_is_train_and_calibration_labelled_at_its_end(data):
     assert full.loc[early, "risk_used"].sum() > split.train["risk_used"].sum()
 
 
-def test_payment_offset_reads_the_anchor_the_bundle_names(data):
+def test_payment_offset_reads_the_anchor_the_contract_names(data):
     rows = data.head(50).copy()
     rows.loc[rows.index[:10], "hist_avg_days_late"] = np.nan
     plain = due_offset(rows)
     np.testing.assert_array_equal(payment_offset(rows, None), plain)
-    # A bundle from before the anchor existed has no "anchor" key: days to due only.
-    np.testing.assert_array_equal(payment_offset(rows, {"lo": 1.0, "hi": 2.0}), plain)
-    anchored = payment_offset(rows, {"lo": 0.0, "hi": 0.0, "anchor": "hist_avg_days_late"})
+    anchored = payment_offset(rows, "hist_avg_days_late")
     expected = plain + rows["hist_avg_days_late"].fillna(0.0).to_numpy()
     np.testing.assert_allclose(anchored, expected)
     with pytest.raises(ValueError, match="anchor column 'nope'"):
-        payment_offset(rows, {"anchor": "nope"})
+        payment_offset(rows, "nope")
 
 
 @pytest.mark.parametrize("refit", [True, False])
@@ -82,26 +79,26 @@ def test_bundle_scores_with_what_it_learned(data, refit):
     cfg = small_config(refit_on_calibration=refit, payment_anchor="hist_avg_days_late",
                        calibration_folds=2)
     split = split_rows(data, cfg)
-    bundle = fit_bundle(split, feature_set(), cfg, seed=3)
+    bundle = fit_bundle(split, contract(cfg), cfg, seed=3)
     window = bundle.training_window
     assert window["fit_end"] == str(split.cutoffs.calibration_end if refit
                                     else split.cutoffs.train_end)
     assert len(window["calibration_folds"]) == (2 if refit else 1)
-    assert bundle.quantile_shift["anchor"] == "hist_avg_days_late"
-    n_rounds = bundle.calibrator["n_rounds"]
+    assert bundle.contract.payment_anchor == "hist_avg_days_late"
+    n_rounds = bundle.risk_rounds
     assert 1 <= n_rounds <= cfg.training.risk.n_estimators
     assert bundle.risk.current_iteration() == n_rounds  # the final booster has the chosen rounds
     test = split.test[split.test["snapshot_kind"] != "now"]
     out = score(bundle, test)
-    X, _ = feature_matrix(test, bundle.feature_set, bundle.categories)
+    X, _ = bundle.matrix.build(test)
     days = to_days(predict_relative(bundle.quantiles, X),
                    due_offset(test) + test["hist_avg_days_late"].fillna(0).to_numpy(),
-                   bundle.quantile_shift)
+                   bundle.conformal)
     np.testing.assert_allclose(out[["days_to_clear_p10", "days_to_clear_p50",
                                     "days_to_clear_p90"]].to_numpy(), days)
 
 
 def test_a_feature_set_without_the_anchor_falls_back_to_the_due_date(data):
     cfg = small_config(payment_anchor="hist_ewm_days_late")  # not in the test feature set
-    bundle = fit_bundle(split_rows(data, cfg), feature_set(), cfg, seed=3)
-    assert bundle.quantile_shift["anchor"] is None
+    bundle = fit_bundle(split_rows(data, cfg), contract(cfg), cfg, seed=3)
+    assert bundle.contract.payment_anchor is None

@@ -7,7 +7,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from model_rows import feature_set, make_rows, small_config
+from model_rows import contract, make_rows, small_config
 
 from features.config.training import PromotionConfig
 from training import registry
@@ -32,10 +32,11 @@ def lifecycle(store, data):
     """v1 weak (first: champion), v2 strong (better: champion), v3 weak (worse: challenger)."""
     rows, truth = data
     weak, strong = small_config(risk=WEAK), small_config()
-    fs = feature_set()
-    v1 = train(rows, weak, 3, truth, store, feature_set=fs, with_report=False, run_name="v1")
-    v2 = train(rows, strong, 3, truth, store, feature_set=fs, run_name="v2")
-    v3 = train(rows, weak, 4, truth, store, feature_set=fs, with_report=False, run_name="v3")
+    v1 = train(rows, weak, 3, truth, store, contract=contract(weak), with_report=False,
+               run_name="v1")
+    v2 = train(rows, strong, 3, truth, store, contract=contract(strong), run_name="v2")
+    v3 = train(rows, weak, 4, truth, store, contract=contract(weak), with_report=False,
+               run_name="v3")
     return v1, v2, v3
 
 
@@ -91,10 +92,8 @@ def test_load_bundle_natively_returns_identical_predictions(lifecycle, store):
                                         v3.test_rows), v3.predictions)
     # MLflow's own LightGBM flavour gives the same booster (native, not pyfunc).
     booster = mlflow.lightgbm.load_model("models:/paydelay@champion")
-    X = v2.test_rows[list(champ.feature_set.names)].head(50)
-    from training.risk import feature_matrix
-
-    Xm, _ = feature_matrix(X, champ.feature_set, champ.categories)
+    X = v2.test_rows[list(champ.contract.feature_names)].head(50)
+    Xm, _ = champ.matrix.build(X)
     np.testing.assert_array_equal(booster.predict(Xm), champ.risk.predict(Xm))
 
 
@@ -121,7 +120,7 @@ def test_tuning_trials_are_nested_runs(store, data):
     rows, truth = data
     cfg = small_config(tuning={"enabled": True, "n_trials": 3, "validation_fraction": 0.3},
                        experiment_name="tuning-test", registered_model_name="paydelay-tuned")
-    res = train(rows, cfg, 9, truth, store, feature_set=feature_set(), with_report=False)
+    res = train(rows, cfg, 9, truth, store, contract=contract(cfg), with_report=False)
     client = registry.configure(store)
     exp = client.get_experiment_by_name("tuning-test")
     children = client.search_runs([exp.experiment_id],

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from model_rows import small_config
 
-from training.risk import FeatureSet
+from training.core.contract import FeatureSet, ModelContract
 from training.tune import relative_days
 
 
@@ -22,12 +22,12 @@ def _rows() -> pd.DataFrame:
 
 def test_payment_trials_learn_days_relative_to_due_date_plus_anchor():
     cfg = small_config(payment_anchor="hist_ewm_days_late")
-    with_anchor = FeatureSet(names=("hist_ewm_days_late",))
+    with_anchor = ModelContract.from_config(cfg, FeatureSet(names=("hist_ewm_days_late",)))
     # 40 - 30 - 7.5; 12 + 5 - 0 (a missing anchor counts as 0); 3 - 0 + 2
-    np.testing.assert_allclose(relative_days(_rows(), with_anchor, cfg), [2.5, 17.0, 5.0])
+    np.testing.assert_allclose(relative_days(_rows(), with_anchor), [2.5, 17.0, 5.0])
 
 
 def test_without_the_anchor_feature_trials_use_the_due_date_alone():
     cfg = small_config(payment_anchor="hist_ewm_days_late")
-    without = FeatureSet(names=("days_to_due",))
-    np.testing.assert_allclose(relative_days(_rows(), without, cfg), [10.0, 17.0, 3.0])
+    without = ModelContract.from_config(cfg, FeatureSet(names=("days_to_due",)))
+    np.testing.assert_allclose(relative_days(_rows(), without), [10.0, 17.0, 3.0])

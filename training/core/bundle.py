@@ -1,10 +1,14 @@
 """`ModelBundle`: everything scoring needs, saved and loaded without pickle.
 
 A bundle is a folder: each LightGBM booster as LightGBM's own model text (`risk.txt`,
-`bucket.txt`, `payment_p10.txt` ...) and `bundle.json` with the rest - calibrator knots,
-conformal shifts, training categories per categorical feature, feature names and
-FEATURE_SET_VERSION, the config and seed used, the training window and headline metrics.
-Loading a folder cannot execute code: it parses text and JSON only.
+`bucket.txt`, `payment_p10.txt` ...) and `bundle.json` with the rest - the model contract
+(training.core.contract: features, feature-set version, feature config, delay buckets, payment
+anchor, risk-class cut-offs, rule strategy), what was learned besides the boosters (training
+categories per categorical feature, calibrator, bucket prior, conformal shift, the risk
+booster's out-of-time number of rounds), the config and seed used, the training window and the
+headline metrics. Loading a folder cannot execute code: it parses text and JSON only.
+
+Format 2 (the contract) cannot read format 1 bundles (a feature set and loose dicts): retrain.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from pathlib import Path
 
 import lightgbm as lgb
 
-from training.payment_date import QUANTILE_KEYS
-from training.risk import FeatureSet
+from training.core.calibration import Calibrator
+from training.core.contract import ModelContract
+from training.core.matrix import MatrixBuilder
+from training.core.payment import QUANTILE_KEYS, ConformalShift
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 META_FILE = "bundle.json"
 RISK_FILE = "risk.txt"
 BUCKET_FILE = "bucket.txt"
@@ -31,35 +37,43 @@ def _payment_file(key: str) -> str:
 
 @dataclass
 class ModelBundle:
-    feature_set: FeatureSet
+    contract: ModelContract
     categories: dict[str, list[str]]
     risk: lgb.Booster
-    calibrator: dict
+    calibrator: Calibrator
     bucket: lgb.Booster | None
     bucket_prior: list[float]
     quantiles: dict[str, lgb.Booster]
-    quantile_shift: dict | None
-    risk_class_cutoffs: tuple[float, ...]
+    conformal: ConformalShift
     seed: int
+    risk_rounds: int | None = None  # boosting rounds chosen on the out-of-time folds
     config: dict = field(default_factory=dict)  # PaydelayConfig.model_dump(mode="json")
     training_window: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)  # where it was loaded from (not saved)
+    _matrix: MatrixBuilder | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def feature_set_version(self) -> str:
-        return self.feature_set.version
+        return self.contract.feature_set_version
+
+    @property
+    def matrix(self) -> MatrixBuilder:
+        """The model-matrix builder of this bundle (made once: it caches category look-ups)."""
+        if self._matrix is None:
+            self._matrix = MatrixBuilder(self.contract.features, self.categories)
+        return self._matrix
 
     def meta(self) -> dict:
         return json_safe({
             "format": BUNDLE_FORMAT,
-            "feature_set": self.feature_set.as_dict(),
+            "contract": self.contract.to_dict(),
             "categories": self.categories,
-            "calibrator": self.calibrator,
+            "calibrator": self.calibrator.to_dict(),
             "bucket_prior": self.bucket_prior,
             "has_bucket_model": self.bucket is not None,
-            "quantile_shift": self.quantile_shift,
-            "risk_class_cutoffs": list(self.risk_class_cutoffs),
+            "conformal": self.conformal.to_dict(),
+            "risk_rounds": self.risk_rounds,
             "seed": self.seed,
             "config": self.config,
             "training_window": self.training_window,
@@ -92,17 +106,18 @@ class ModelBundle:
             raise FileNotFoundError(f"{meta_path} not found: not a model bundle folder")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != BUNDLE_FORMAT:
-            raise ValueError(f"bundle format {meta.get('format')} is not {BUNDLE_FORMAT}")
+            raise ValueError(f"bundle format {meta.get('format')} is not {BUNDLE_FORMAT}: "
+                             "retrain the model with this version of the code")
         risk = lgb.Booster(model_file=str(risk_model_path or d / RISK_FILE))
         bucket = lgb.Booster(model_file=str(d / BUCKET_FILE)) if meta["has_bucket_model"] else None
         quantiles = {k: lgb.Booster(model_file=str(d / _payment_file(k))) for k in QUANTILE_KEYS}
         return cls(
-            feature_set=FeatureSet.from_dict(meta["feature_set"]),
+            contract=ModelContract.from_dict(meta["contract"]),
             categories={k: list(v) for k, v in meta["categories"].items()},
-            risk=risk, calibrator=meta["calibrator"], bucket=bucket,
+            risk=risk, calibrator=Calibrator.from_dict(meta["calibrator"]), bucket=bucket,
             bucket_prior=list(meta["bucket_prior"]), quantiles=quantiles,
-            quantile_shift=meta["quantile_shift"],
-            risk_class_cutoffs=tuple(meta["risk_class_cutoffs"]), seed=int(meta["seed"]),
+            conformal=ConformalShift.from_dict(meta["conformal"]),
+            seed=int(meta["seed"]), risk_rounds=meta.get("risk_rounds"),
             config=meta["config"], training_window=meta["training_window"],
             metrics=meta["metrics"],
         )

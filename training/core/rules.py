@@ -1,4 +1,4 @@
-"""SAP-style collection rule strategy (seed 002): basic rules, valuation points, priorities.
+"""The SAP collection rule strategy: basic rules, valuation points, priorities.
 
 This is the incumbent the learned ranking has to beat, and the rule priority that the serving
 re-rank endpoint shows beside the ML rank. Everything is configuration
@@ -19,7 +19,8 @@ re-rank endpoint shows beside the ML rank. Everything is configuration
    urgent, as SAP's priority keys.
 
 The default strategy `PD_DEFAULT` (config defaults, 100 points in all) follows the spirit of the
-seed's worked example, where customer A comes out "very high" and customer B "low":
+SAP collection strategy's worked example, where customer A comes out "very high" and customer B
+"low":
 
 | rule | points | holds when                                                        |
 |------|-------:|-------------------------------------------------------------------|
@@ -32,8 +33,9 @@ seed's worked example, where customer A comes out "very high" and customer B "lo
 | R07  | 10     | customer paid > 50 % of invoices late; prerequisite B09: >= 3 paid |
 | R08  | 5      | open amount > 10,000; prerequisite R01: the item is overdue       |
 
-The prerequisite of R07 mirrors the seed's "rule 5 applies only if its prerequisite holds": a
-late ratio on one or two invoices says little, so it is not valuated for thin histories.
+The prerequisite of R07 mirrors the SAP strategy's "rule 5 applies only if its prerequisite
+holds": a late ratio on one or two invoices says little, so it is not valuated for thin
+histories.
 
 Customer-level fields (`customer_overdue_amount`, `customer_open_amount`,
 `customer_n_overdue_items`, `customer_max_days_overdue`) are taken, in this order of preference,
@@ -297,12 +299,6 @@ def _field(rows: pd.DataFrame, name: str, keys: tuple[str, ...], cache: dict) ->
             raise KeyError(f"rule field {name!r} is neither a row column nor one of the derived "
                            f"fields {sorted(DERIVED_FIELDS)}")
     return cache[name]
-
-
-def collection_rule_matrix(rows: pd.DataFrame, cfg: RuleStrategyConfig,
-                           group_keys: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """One boolean column per collection rule: whether it holds (prerequisite included)."""
-    return pd.DataFrame(_rules_held(rows, cfg, group_keys), index=rows.index)
 
 
 def _rules_held(rows: pd.DataFrame, cfg: RuleStrategyConfig,

@@ -1,0 +1,58 @@
+"""Which model a serving process serves, and loading it: a release the Bento carries (or one
+named by $PAYDELAY_RELEASE), else the MLflow registry (alias or version).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from features.config import PaydelayConfig
+from serving.model import (MODEL_ENV, RELEASE_ENV, TRACKING_ENV, ServingModel, from_bundle,
+                           load_config_from_env)
+from serving.release import bento_release_tag, load_release
+from serving.store import CustomerStore, load_store_for_run, store_override_path
+
+log = logging.getLogger(__name__)
+
+
+def load_serving_model(config: PaydelayConfig | None = None, model_ref: str | None = None,
+                       tracking_uri: str | None = None) -> ServingModel:
+    """The model to serve, from one of two sources:
+
+    - a release (serving.release): inside a Bento, the BentoML model the Bento carries (its
+      bentofile `models:` entry aliased paydelay-release), or any exported release named by
+      $PAYDELAY_RELEASE. Bundle and customer store come from the BentoML model store; MLflow
+      is never imported (a Bento does not install it) and PAYDELAY_MODEL /
+      PAYDELAY_TRACKING_URI are ignored.
+    - otherwise the MLflow registry (local use, `paydelay serve`): the registered bundle
+      (alias / version from the argument, $PAYDELAY_MODEL or config) and the customer store
+      logged with its training run, from $PAYDELAY_TRACKING_URI's store. Passing model_ref or
+      tracking_uri always means the registry.
+
+    $PAYDELAY_STORE_PATH overrides the customer store in both cases."""
+    config = config or load_config_from_env()
+    if model_ref is None and tracking_uri is None:
+        release = os.environ.get(RELEASE_ENV) or bento_release_tag()
+        if release:
+            ignored = [k for k in (MODEL_ENV, TRACKING_ENV) if os.environ.get(k)]
+            if ignored:
+                log.info("serving release %s: %s ignored", release, ", ".join(ignored))
+            return load_release(release, config)
+    # The registry path. mlflow is an optional, heavy dependency needed only here: it is not
+    # installed in a Bento (requirements-serving.txt), so training.registry (which imports it at
+    # module top) is imported here and never at the top of a serving module.
+    from training.registry import load_bundle  # noqa: PLC0415
+
+    ref = model_ref or os.environ.get(MODEL_ENV) or config.serving.model_ref
+    uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
+    bundle = load_bundle(ref, name=config.training.registered_model_name, tracking_uri=uri)
+    override = store_override_path()
+    if override is not None:
+        store = CustomerStore.load(override)
+    else:
+        run_id = (getattr(bundle, "source", {}) or {}).get("run_id")
+        store = load_store_for_run(run_id, uri) if run_id else None
+        if store is None:
+            log.warning("model version has no customer store: every customer is cold-start")
+    return from_bundle(bundle, store, config, info={"model_ref": str(ref)})
