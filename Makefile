@@ -52,6 +52,7 @@ sample: venv ## Regenerate the committed sample ledger in data/sample/
 bench: venv ## Run the speed, scale and model-target benchmarks (long: minutes)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_sap.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_http.py
 	$(BIN)/python benchmarks/model_targets.py

@@ -5,10 +5,11 @@ lives in features/, training/ and serving/.
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 import pandas as pd
@@ -19,28 +20,32 @@ from rich.table import Table
 from features import paths
 from features.config import load_config
 from features.ingest import ledger_summary
-from features.ingest.derive import add_calculated_activities, master_from_events
 from features.ingest.ibm import load_ibm_ar
-from features.ingest.io import read_event_log, read_master, write_event_log, write_table
-from features.ingest.ledger_files import EVENTS, MASTER, read_ledger_dir, write_ledger_dir
+from features.ingest.io import EventLogError, write_event_log, write_table
+from features.ingest.ledger_files import read_ledger_dir, write_ledger_dir
+from features.ingest.ledger_in import ingest_ledger, write_ingest
+from features.ingest.sap import SUMMARY as SAP_SUMMARY
+from features.ingest.sap import SapExtractError, run_sap
 from features.ingest.validate import summary as quarantine_summary
-from features.ingest.validate import validate_event_log, validate_master, write_quarantine
-from features.pit.build import build_scoring_set, build_training_set, read_rows, write_rows
+from features.pit.build import build_feature_sets, read_rows, write_rows
 from features.pit.build import summary as training_summary
 from features.pit.dictionary import write_data_dictionary
 from features.pit.feature_spec import feature_set_version
 from features.pit.item_state import item_state_at
 from features.pit.master_asof import master_asof
 from features.pit.snapshots import scoring_snapshots
+from features.reconcile import (IN, OUT, RECONCILIATION_FILE, Reconciliation,
+                                read_reconciliation, write_reconciliation)
 from features.simulate.ledger import simulate_ledger
+from features.simulate.sap_tables import write_ledger_as_sap
 from serving.api_models import items_payload
-from serving.launcher import command, running_server, server_env
+from serving.launcher import (InsecureBind, check_bind, command, running_server,
+                              serve_foreground, server_env)
 from serving.release import build_bento
 from serving.store import STORE_DIR, CustomerStore, build_store, log_store
-from training.pipeline import evaluate as evaluate_model
-from training.pipeline import train as train_models
-from training.registry import flatten, versions
-from training.registry import rollback as roll_back_champion
+from training.core.ledger import (ledger_info_from_file, ledger_mismatch, ledger_record, slugify,
+                                  write_ledger_record)
+from training.registry import LEDGER_ENV
 
 app = typer.Typer(
     help="Payment-delay prediction for accounts-receivable collections.\n\n"
@@ -52,6 +57,7 @@ app = typer.Typer(
 # Reports are wide tables: give them room when the output is a pipe or a CI log.
 console = Console(width=None if os.isatty(1) else int(os.environ.get("COLUMNS", 160)))
 
+LedgerFormat = Literal["ledger", "sap", "sap-parquet"]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (defaults if omitted).")
 ]
@@ -77,6 +83,10 @@ def simulate(
     = paths.SIMULATED,
     invoices: Annotated[int | None, typer.Option(help="Override the number of invoices.")] = None,
     customers: Annotated[int | None, typer.Option(help="Override the number of customers.")] = None,
+    fmt: Annotated[LedgerFormat, typer.Option(
+        "--format", help="ledger: events/master/truth Parquet; sap: SAP table extracts (CSV, as "
+        "SE16N exports them; read back with `paydelay sap`); sap-parquet: the same as Parquet.")]
+    = "ledger",
     config: ConfigOpt = None,
 ) -> None:
     """Simulate a realistic receivables ledger (the default data source) and print its summary."""
@@ -86,7 +96,10 @@ def simulate(
                                            if v is not None})
     with console.status(f"Simulating {sim.n_invoices:,} invoices for {sim.n_customers:,} customers"):
         ledger = simulate_ledger(sim, seed=cfg.seed)
-    write_ledger_dir(out, ledger.events, ledger.master, ledger.truth)
+    if fmt == "ledger":
+        write_ledger_dir(out, ledger.events, ledger.master, ledger.truth)
+    else:
+        write_ledger_as_sap(ledger, out, "csv" if fmt == "sap" else "parquet")
     _print_ledger_summary(ledger_summary.summarise(ledger.events))
     console.print(f"Wrote {out}/")
 
@@ -102,6 +115,54 @@ def _print_ledger_summary(summary: dict) -> None:
     console.print(table)
 
 
+def _print_reconciliation(rec: Reconciliation) -> None:
+    """The stage's invoices and rows in against out, every difference with its reason."""
+    table = Table(title="Reconciliation: in, differences (with their reasons), out")
+    for col, justify in (("stage", "left"), ("what", "left"), ("count", "right"),
+                         ("reason", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for stage, what, count, reason in rec.printable():
+        style = "bold" if reason in (IN, OUT) else ("red" if count.startswith("-") else None)
+        table.add_row(stage, what, count, reason, style=style)
+    console.print(table)
+    if not rec.balanced:
+        console.print("[red]Some invoices or rows are unexplained: please report it.[/red]")
+
+
+@app.command()
+def sap(
+    extracts: Annotated[Path, typer.Option(help="Folder of SAP table extracts, one file per table "
+                                           "(BKPF.csv, BSAD.parquet, ...); see "
+                                           "docs/sap_extracts.md.")] = paths.SAP_EXTRACTS,
+    out: Annotated[Path, typer.Option(help="Folder for the validated ledger, the quarantines, the "
+                                      "reconciliation and the summary.")] = paths.LEDGER,
+    config: ConfigOpt = None,
+) -> None:
+    """Convert SAP table extracts (BKPF, BSID/BSAD, MHND, FSCM disputes / promises / contacts,
+    CDHDR/CDPOS, KNA1/KNB1/KNKK) to a validated ledger; bad rows are quarantined with the table,
+    column and row, and every row of every table is reconciled."""
+    cfg = _config(config)
+    try:
+        result = run_sap(extracts, out, cfg.sap)
+    except SapExtractError as exc:
+        raise _fail(exc) from None
+    _print_frame("SAP tables: every row mapped, ignored or quarantined",
+                 result.reconciliation.drop(columns=["ignored_reasons"]))
+    for table, meaning in result.missing_tables:
+        console.print(f"[yellow]not exported:[/yellow] {table}: {meaning}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    _print_ledger_summary(ledger_summary.summarise(result.events))
+    console.print(f"{len(result.quarantine):,} extract rows and {len(result.event_quarantine):,} "
+                  f"events quarantined; wrote {out}/ (summary: {out / SAP_SUMMARY})")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    """A bad input is one line naming the file, column or row, not a traceback."""
+    console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+    return typer.Exit(2)
+
+
 @app.command()
 def ingest(
     source: Annotated[Path, typer.Argument(help="Event log (CSV or Parquet), our names, the "
@@ -111,48 +172,51 @@ def ingest(
                                                 "events when omitted.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the validated ledger and the quarantine.")]
     = paths.LEDGER,
-    date_format: Annotated[str | None, typer.Option(help="strftime format of the dates, if not "
-                                                    "ISO 8601 (e.g. %m/%d/%Y).")] = None,
+    date_format: Annotated[list[str] | None, typer.Option(
+        help="strftime format of the dates: 'FMT' for every date column or 'COLUMN=FMT' for one "
+             "(repeatable, e.g. --date-format event_time=%d.%m.%Y --date-format "
+             "net_due_date=%Y%m%d). Default: detected per column (ISO 8601 or one unambiguous "
+             "format).")] = None,
 ) -> None:
-    """Validate an event log: good rows go on, bad rows go to a quarantine file with a reason each."""
-    truth = None
-    if source.is_dir():
-        files = read_ledger_dir(source)
-        raw, truth = files.events, files.truth
-        master = master or source / MASTER
-    else:
-        raw = read_event_log(source)
-    result = validate_event_log(raw, date_format=date_format)
-    counts = quarantine_summary(result)
-    console.print(f"{len(result.events):,} rows kept, {len(result.quarantine):,} quarantined")
-    if len(counts):
+    """Validate an event log: good rows go on, bad rows (and the invoices they decide) go to a
+    quarantine file with a reason each; every row and invoice is reconciled."""
+    try:
+        result = ingest_ledger(source, master, date_format=date_format)
+    except (EventLogError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    written = write_ingest(result, out)
+    console.print(f"{len(result.validation.events):,} rows kept, "
+                  f"{len(result.validation.quarantine):,} quarantined")
+    counts = quarantine_summary(result.validation)
+    if len(counts) > 2:  # more than the clean and total lines
         console.print(counts.to_string(index=False))
-    out.mkdir(parents=True, exist_ok=True)
-    write_quarantine(result, out / "quarantine.csv")
-    events = add_calculated_activities(result.events)
-    if master is not None:
-        master_frame, master_bad = validate_master(read_master(master), date_format=date_format)
-        if len(master_bad):
-            console.print(f"[yellow]{len(master_bad):,} master rows quarantined[/yellow]")
-            master_bad.to_csv(out / "master_quarantine.csv", index=False)
-    else:
-        master_frame = master_from_events(events)
-    write_ledger_dir(out, events, master_frame, truth)
-    _print_ledger_summary(ledger_summary.summarise(events))
-    console.print(f"Wrote {out / EVENTS}, {out / MASTER} and {out / 'quarantine.csv'}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    _print_ledger_summary(ledger_summary.summarise(result.events))
+    _print_reconciliation(result.reconciliation)
+    console.print(f"Wrote {out}/ ({', '.join(p.name for p in written.values() if p != out)})")
 
 
 @app.command()
 def ibm(
+    path: Annotated[Path, typer.Argument(help="The IBM sample CSV (default: the repository's "
+                                         "copy, checked against its SHA256SUMS).")]
+    = paths.IBM_AR_CSV,
     out: Annotated[Path, typer.Option(help="Folder for the IBM sample as a ledger.")]
     = paths.IBM_LEDGER,
 ) -> None:
     """Turn the IBM accounts-receivable sample into a validated ledger folder."""
-    ledger = load_ibm_ar()
+    try:
+        ledger = load_ibm_ar(path)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
     write_ledger_dir(out, ledger.events, ledger.master)
+    write_reconciliation(ledger.reconciliation, out)
     _print_ledger_summary(ledger_summary.summarise(ledger.events))
+    _print_reconciliation(ledger.reconciliation)
     for caveat in ledger.caveats:
         console.print(f"[yellow]caveat:[/yellow] {caveat}")
+    console.print(f"Wrote {out}/")
 
 
 @app.command()
@@ -163,18 +227,25 @@ def features(
                                       "the data dictionary.")] = paths.FEATURE_ROWS,
     end_time: Annotated[str | None, typer.Option(help="End of observation (default: the log's "
                                                  "last refresh).")] = None,
+    ledger_name: Annotated[str | None, typer.Option(
+        help="Name of this ledger: names its MLflow experiment and registered model (default: "
+        "the ledger folder's name).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Build point-in-time training rows (with labels) and scoring rows (open items now)."""
     cfg = _config(config)
-    files = read_ledger_dir(ledger)
-    with console.status("Building training rows"):
-        training = build_training_set(files.events, files.master, cfg.features, seed=cfg.seed,
-                                      end_time=end_time)
-    with console.status("Building scoring rows"):
-        scoring = build_scoring_set(files.events, files.master, cfg.features, now=end_time)
+    try:
+        files = read_ledger_dir(ledger)
+    except FileNotFoundError as exc:
+        raise _fail(exc) from None
+    with console.status("Building training and scoring rows"):
+        sets = build_feature_sets(files.events, files.master, cfg.features, seed=cfg.seed,
+                                  end_time=end_time)
+    training, scoring = sets.training, sets.scoring
     write_rows(training, out / "training.parquet")
     write_rows(scoring, out / "scoring.parquet")
+    record = ledger_record(files.events, ledger_name or ledger.resolve().name)
+    write_ledger_record(record, out)
     if files.truth is not None:
         files.truth.to_parquet(out / "truth.parquet", index=False)
     md, _ = write_data_dictionary(out / "data_dictionary", cfg.features)
@@ -185,7 +256,12 @@ def features(
     stats.pop("snapshot_kinds", None)
     _print_counts("Training set", stats)
     _print_counts("Scoring set (open items now)", {"rows": len(scoring)})
-    console.print(f"Wrote {out}/training.parquet, scoring.parquet and {md.name}")
+    upstream = ledger / RECONCILIATION_FILE  # the ingest / ibm stage's table, carried along
+    rec = (read_reconciliation(upstream) if upstream.is_file() else Reconciliation())
+    write_reconciliation(rec + sets.reconciliation, out)
+    _print_reconciliation(sets.reconciliation)
+    console.print(f"Ledger {record['name']!r}. Wrote {out}/training.parquet, scoring.parquet, "
+                  f"reconciliation.csv, ledger.json and {md.name}")
 
 
 def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
@@ -207,8 +283,36 @@ def _rows_and_truth(rows: Path):
 RowsOpt = Annotated[Path, typer.Option(help="Folder (or file) written by `features`.")]
 
 
+def _quiet_tracking() -> None:
+    """MLflow's and alembic's INFO lines (database creation, migrations, "Created version")
+    would break the tables: only their warnings get through."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("mlflow", "alembic", "optuna"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _ledger_of_rows(rows: Path, ledger_name: str | None) -> dict:
+    """The rows' ledger: --ledger-name, else what training.parquet (or ledger.json beside it)
+    records, else the rows' folder name (slugified)."""
+    info = ledger_info_from_file(rows)
+    if ledger_name:
+        info = {**info, "name": slugify(ledger_name)}
+        info.pop("name_from", None)
+    return info
+
+
+def _print_headline(table) -> None:
+    """THE headline table (training.report.headline_table): train, evaluate and the demo."""
+    _print_frame(table.title, table.frame)
+    for line in table.caption:
+        console.print(f"  {line}", soft_wrap=True, highlight=False)
+
+
 def _train(rows: Path, config: Path | None, tune_trials: int | None, register: bool,
-           caveat: list[str] | None):
+           caveat: list[str] | None, ledger_name: str | None = None):
+    from training.pipeline import train as train_models  # noqa: PLC0415 - heavy (mlflow, ...)
+
+    _quiet_tracking()
     cfg = _config(config)
     if tune_trials is not None:
         tuning = cfg.training.tuning.model_copy(update={"enabled": tune_trials > 0,
@@ -216,29 +320,44 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(
             update={"tuning": tuning})})
     frame, truth = _rows_and_truth(rows)
-    with console.status(f"Training on {len(frame):,} rows"
-                        + (f" with {tune_trials} Optuna trials per model" if tune_trials else "")):
+    ledger = _ledger_of_rows(rows, ledger_name)
+    with console.status(f"Training on {len(frame):,} rows of ledger {ledger['name']!r}"
+                        + (f" with {tune_trials} Optuna trials per model" if tune_trials
+                           else "")) as status:
+        def progress(line: str) -> None:
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {line}", highlight=False)
+            status.update(line)
+
         result = train_models(frame, cfg, cfg.seed, truth=truth, register=register,
-                              caveats=tuple(caveat or ()))
+                              caveats=tuple(caveat or ()), ledger=ledger, progress=progress)
     store_dir = (rows if rows.is_dir() else rows.parent) / STORE_DIR
     if register and result.run_id and store_dir.exists():
         log_store(CustomerStore.load(store_dir), result.run_id)
+    if result.reconciliation is not None:
+        _print_reconciliation(result.reconciliation)
     if result.report is not None:
-        _print_frame("Holdout: model against every baseline (same rows)",
+        from training.report import holdout_note  # noqa: PLC0415
+
+        _print_frame("Holdout report: model against every baseline (same rows)",
                      result.report.headline_table())
-    _print_counts("Headline metrics (test slice)", {
-        k: v for k, v in flatten(result.metrics).items() if isinstance(v, (int, float))
-        and k.split(".")[-1] in {"roc_auc", "ece", "ece_lo", "ece_hi", "brier",
-                                 "auc_ratio_to_oracle", "mae_days", "baseline_mae_days",
-                                 "mae_reduction_vs_baseline", "coverage"}})
+        console.print(f"  {holdout_note(result.report)}", soft_wrap=True, highlight=False)
+    _print_headline(result.headline_table())
     if result.model_version is not None:
-        console.print(f"Registered [bold]paydelay[/bold] version {result.model_version} as "
-                      f"[bold]@{result.alias}[/bold]: {result.decision.reason}")
+        console.print(f"Registered [bold]{result.registered_model}[/bold] version "
+                      f"{result.model_version} as [bold]@{result.alias}[/bold]: "
+                      f"{result.decision.reason}", highlight=False)
     return result
 
 
 CaveatOpt = Annotated[list[str] | None, typer.Option(help="Caveat to state in the report "
                                                      "(repeatable).")]
+LedgerNameOpt = Annotated[str | None, typer.Option(
+    "--ledger-name", help="Name of the rows' ledger (default: what the rows record, else their "
+    "folder's name). It names the MLflow experiment and the registered model "
+    "paydelay-<ledger>, so two ledgers never compete for one @champion.")]
+LedgerOpt = Annotated[str | None, typer.Option(
+    "--ledger", help="Ledger whose models to use or list (default: the rows' ledger; for "
+    "`models`: every ledger).")]
 
 
 @app.command()
@@ -247,12 +366,13 @@ def train(
     register: Annotated[bool, typer.Option(help="Register in MLflow and apply the champion "
                                            "gate.")] = True,
     caveat: CaveatOpt = None,
+    ledger_name: LedgerNameOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train the risk and payment-date models, evaluate them against the baselines on a later
-    holdout, log everything to MLflow and register the new version (@champion only if it beats
-    the current champion on the same holdout, else @challenger)."""
-    _train(rows, config, None, register, caveat)
+    holdout, log everything to MLflow and register the new version in the ledger's model
+    (@champion only if it beats the ledger's champion on the same holdout, else @challenger)."""
+    _train(rows, config, None, register, caveat, ledger_name)
 
 
 @app.command()
@@ -261,10 +381,11 @@ def tune(
     trials: Annotated[int, typer.Option(help="Optuna trials per model.")] = 20,
     register: bool = True,
     caveat: CaveatOpt = None,
+    ledger_name: LedgerNameOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Like `train`, with an Optuna search first (seeded; each trial a nested MLflow run)."""
-    _train(rows, config, trials, register, caveat)
+    _train(rows, config, trials, register, caveat, ledger_name)
 
 
 @app.command()
@@ -272,27 +393,80 @@ def evaluate(
     rows: RowsOpt = paths.FEATURE_ROWS,
     model: Annotated[str, typer.Option(help="Alias or version of the registered model.")]
     = "champion",
+    ledger: LedgerOpt = None,
+    ledger_name: LedgerNameOpt = None,
+    force: Annotated[bool, typer.Option(help="Evaluate even when the rows are of another "
+                                        "ledger or feature set than the model's.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Re-evaluate a registered model on the holdout of the given rows (its headline metrics)."""
+    """Re-evaluate a registered model on the test window of the given rows: the same headline
+    table as `train`. Refuses rows of another ledger or feature set than the model's."""
+    from training.pipeline import LedgerMismatchError  # noqa: PLC0415 - heavy (mlflow, ...)
+    from training.pipeline import evaluate as evaluate_model  # noqa: PLC0415
+    from training.report import headline_table  # noqa: PLC0415
+
+    _quiet_tracking()
     cfg = _config(config)
     frame, truth = _rows_and_truth(rows)
+    rows_ledger = _ledger_of_rows(rows, ledger_name)["name"]
     version = int(model) if model.isdigit() else model
-    metrics = evaluate_model(frame, cfg, alias_or_version=version, truth=truth)
-    _print_counts(f"paydelay@{model}", {k: v for k, v in flatten(metrics).items()
-                                        if isinstance(v, (int, float))})
+    try:
+        metrics = evaluate_model(frame, cfg, alias_or_version=version, truth=truth,
+                                 ledger=ledger, rows_ledger=rows_ledger, force=force)
+    except (LedgerMismatchError, LookupError) as exc:
+        raise _fail(exc) from None
+    for warning in metrics.get("warnings", []):
+        console.print(f"[bold red]WARNING: {warning}; figures below do not describe this "
+                      "model's ledger[/bold red]", soft_wrap=True)
+    src = metrics.get("model", {})
+    console.print(f"{src.get('registered_model')} version {src.get('version')} "
+                  f"(aliases: {', '.join(src.get('aliases') or []) or '-'}) on ledger "
+                  f"{rows_ledger!r}", highlight=False)
+    _print_headline(headline_table(metrics, metrics.get("window"),
+                                   ledger=metrics.get("ledger")))
 
 
 @app.command()
-def models() -> None:
-    """List the registered versions and their aliases."""
-    _print_frame("Registered model versions", versions())
+def models(
+    ledger: LedgerOpt = None,
+) -> None:
+    """List every ledger's registered versions: ledger, data window, headline figures at
+    posting, aliases (read straight from the store: no MLflow import)."""
+    from training.registry import default_tracking_uri, list_models  # noqa: PLC0415
+
+    uri = os.environ.get("PAYDELAY_TRACKING_URI") or default_tracking_uri()
+    records = list_models(uri, ledger=ledger)
+    if not records:
+        console.print(f"No registered model{' of ledger ' + repr(ledger) if ledger else ''} "
+                      f"in {uri}")
+        return
+    table = Table(title=f"Registered models by ledger ({uri})")
+    first = records[0].row()
+    for col in first:
+        table.add_column(col, justify="right" if col.startswith(("AUC", "Brier", "ECE",
+                                                                 "version", "invoices"))
+                         else "left", no_wrap=col in ("ledger", "model"))
+    for rec in records:
+        table.add_row(*rec.row().values())
+    console.print(table)
+    sets = sorted({(r.ledger, r.feature_set) for r in records})
+    console.print("Feature sets: " + "; ".join(f"{led}: {fs}" for led, fs in sets),
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()
-def rollback() -> None:
-    """Move @champion back to the previous champion."""
-    console.print(f"@champion is now version {roll_back_champion()}")
+def rollback(
+    ledger: LedgerOpt = None,
+) -> None:
+    """Move the ledger's @champion back to its previous champion."""
+    from training.registry import rollback as roll_back_champion  # noqa: PLC0415
+
+    _quiet_tracking()
+    try:
+        version = roll_back_champion(ledger=ledger)
+    except (LookupError, RuntimeError) as exc:
+        raise _fail(exc) from None
+    console.print(f"@champion is now version {version}")
 
 
 @app.command()
@@ -311,18 +485,32 @@ def bento(
 def serve(
     host: str = "127.0.0.1",
     port: int = 3000,
-    model: Annotated[str | None, typer.Option(help="Alias or version (default @champion).")]
-    = None,
-    workers: int = 1,
+    model: Annotated[str | None, typer.Option(help="Alias or version (default "
+                                              "$PAYDELAY_MODEL, else @champion).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default "
+                                                "$PAYDELAY_WORKERS, else 1).")] = None,
 ) -> None:
-    """Serve the registered model with BentoML (foreground; Ctrl-C stops it).
+    """Serve the registered model with BentoML (foreground; Ctrl-C or SIGTERM stops it).
 
-    PAYDELAY_API_TOKEN, if set, guards /score, /rerank and /explain with a bearer token."""
+    Every PAYDELAY_* variable is passed on (PAYDELAY_MODEL, PAYDELAY_WORKERS,
+    PAYDELAY_TRACKING_URI, PAYDELAY_STORE_PATH, PAYDELAY_RELEASE, PAYDELAY_CONFIG).
+    PAYDELAY_API_TOKEN guards /score, /rerank and /explain with a bearer token; without it only
+    a loopback host is served."""
+    model = model or os.environ.get("PAYDELAY_MODEL") or None
+    workers = workers or int(os.environ.get("PAYDELAY_WORKERS") or 1)
     env = server_env(tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"),
                      token=os.environ.get("PAYDELAY_API_TOKEN"), model=model, workers=workers)
+    try:
+        warning = check_bind(host, env)
+    except InsecureBind as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if warning:
+        console.print(f"[yellow]{warning}[/yellow]")
     cmd = command(port, host)
-    console.print(f"Serving on http://{host}:{port} (OpenAPI at /docs): {' '.join(cmd[1:])}")
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    console.print(f"Serving {model or '@champion'} on http://{host}:{port} (API description at "
+                  f"/docs, OpenAPI at /docs.json)")
+    raise typer.Exit(serve_foreground(cmd, env))
 
 
 def sample_worklist(events, master=None, max_items: int = 40) -> tuple[str, dict]:
@@ -377,9 +565,13 @@ def rerank(
     = "http://127.0.0.1:3000",
     capacity: int = 10,
     top: int = 15,
+    ledger_name: LedgerNameOpt = None,
+    force: Annotated[bool, typer.Option(help="Show the ranking even when the service's model "
+                                        "learned another ledger.")] = False,
 ) -> None:
     """Send one collector's open items to a running service and print them re-ranked with
-    reasons (the worklist engine's call)."""
+    reasons (the worklist engine's call). Refuses a ranking by a model of another ledger."""
+    name = slugify(ledger_name or ledger.resolve().name)
     files = read_ledger_dir(ledger)
     collector, body = sample_worklist(files.events, files.master)
     body["capacity"] = capacity
@@ -390,7 +582,20 @@ def rerank(
     if answer.status_code != 200:
         console.print(f"[red]{answer.status_code}[/red] {answer.text}")
         raise typer.Exit(1)
-    print_reranked(answer.json(), collector, top)
+    response = answer.json()
+    served = (response.get("model") or {}).get("ledger")
+    served = {"name": served} if isinstance(served, str) else (served or {})
+    mismatch = ledger_mismatch(served, name)
+    if mismatch:
+        if not force:
+            raise _fail(ValueError(f"the service's model: {mismatch}; serve ledger {name!r}'s "
+                                   "model (PAYDELAY_LEDGER) or pass --force"))
+        console.print(f"[bold red]WARNING: the service's model: {mismatch}[/bold red]")
+    elif not served:
+        console.print("[yellow]note:[/yellow] the service does not say which ledger its model "
+                      "learned: the ranking could not be checked against ledger "
+                      f"{name!r}", highlight=False)
+    print_reranked(response, collector, top)
 
 
 @app.command()
@@ -414,6 +619,9 @@ def sample(
     console.print(f"Wrote {len(ledger.events):,} events of {invoices:,} invoices to {out}/")
 
 
+DEMO_LEDGER = "demo"  # the demo's ledger name: its experiment and model are paydelay-demo
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Scratch folder for the demo's data.")]
@@ -429,11 +637,14 @@ def demo(
     console.rule("3. Build point-in-time features and labels")
     features(ledger=interim, out=workdir / "processed", end_time=None, config=config)
     console.rule("4. Train, evaluate against the baselines, register in MLflow")
-    _train(workdir / "processed", config, None, True, None)
-    console.rule("5. Serve @champion with BentoML on loopback and re-rank a worklist")
-    with running_server(server_env(), workdir / "server.log") as url:
+    _train(workdir / "processed", config, None, True, None, DEMO_LEDGER)
+    console.rule(f"5. Serve {DEMO_LEDGER!r}'s @champion with BentoML on loopback and re-rank a "
+                 "worklist")
+    env = server_env(extra={LEDGER_ENV: DEMO_LEDGER})  # the demo ledger's model, no other
+    with running_server(env, workdir / "server.log") as url:
         console.print(f"Service ready at {url} (log: {workdir / 'server.log'})")
-        rerank(ledger=interim, url=url, capacity=10, top=12)
+        rerank(ledger=interim, url=url, capacity=10, top=12, ledger_name=DEMO_LEDGER,
+               force=False)
     console.print("Service stopped. Start it again with `make serve`; "
                   "browse the runs with `make ui`.")
 

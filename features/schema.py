@@ -25,10 +25,8 @@ class Column:
     required: bool = False
 
 
-# Event log columns. `amount` is read by activity: the invoice amount on "invoice posted", the
-# payment on "incoming payment posted", the credit on "credit memo posted", the disputed amount on
-# "dispute case created", the promised amount on "promise to pay created", the remaining balance on
-# "residual item created" and the amount lost on "invoice written off".
+# Event log columns. `amount` is read by activity: ActivitySpec.amount_meaning says what it means
+# on each activity (docs/input_contract.md lists them, generated from this module).
 EVENT_COLUMNS: tuple[Column, ...] = (
     Column("event_time", "datetime", "EventTime", "BKPF-BUDAT / BKPF-CPUDT+CPUTM",
            "When the activity happened (business time).", required=True),
@@ -45,7 +43,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("net_due_date", "datetime", "NetDueDate", "BSID-FAEDT (NETDT)",
            "Contractual due date of the invoice."),
     Column("amount", "float", "Dmbtr", "BSEG-DMBTR",
-           "Amount in local currency; its meaning depends on the activity (see module docstring)."),
+           "Amount in local currency; its meaning depends on the activity (see the activities)."),
     Column("dunning_level", "int", "Mahns", "BSID-MAHNS / MHNK-MAHNS",
            "Dunning level reached by this dunning run (1 to 4)."),
     Column("risk_category", "string", "Ctlpc", "KNKK-CTLPC",
@@ -111,11 +109,19 @@ class ActivitySpec:
     event_type: str  # "explicit" | "inferred" | "calculated"
     sap_source: str
     document_type: str | None  # usual BLART where the activity is a posting
+    amount_meaning: str = "not read"  # what `amount` means on this activity
+    # Columns this activity must carry; a row without one is quarantined (missing_activity_value).
+    required_values: tuple[str, ...] = ()
+    # The event decides the invoice's outcome (what is paid, credited, still open, or closed): when
+    # such an event is quarantined the whole invoice is, or it would become a phantom open item.
+    decides_outcome: bool = False
 
 
 ACTIVITIES: tuple[ActivitySpec, ...] = (
     ActivitySpec(Activity.INVOICE_POSTED, "Invoice Posted", "Facture comptabilisée", "explicit",
-                 "BKPF/BSEG creation, BLART RV or DR", "RV"),
+                 "BKPF/BSEG creation, BLART RV or DR", "RV",
+                 amount_meaning="the invoice amount (gross, >= 0)",
+                 required_values=("amount", "net_due_date")),
     ActivitySpec(Activity.DUE_DATE_PASSED, "Payment Due Date Passed",
                  "Date d'échéance du paiement dépassée", "calculated",
                  "BSID-NETDT compared with the timeline", None),
@@ -125,35 +131,62 @@ ACTIVITIES: tuple[ActivitySpec, ...] = (
                  "Contact de Recouvrement Enregistré", "explicit",
                  "FSCM Collections customer contact (UDM_CONTACT)", None),
     ActivitySpec(Activity.PROMISE_TO_PAY_CREATED, "Promise To Pay Created",
-                 "Promesse de paiement créée", "explicit", "UDM_P2P_ATTR creation", None),
+                 "Promesse de paiement créée", "explicit", "UDM_P2P_ATTR creation", None,
+                 amount_meaning="the promised amount (optional)",
+                 required_values=("promised_date",)),
     ActivitySpec(Activity.PROMISE_TO_PAY_BROKEN, "Promise To Pay Broken",
                  "Promesse de paiement non respectée", "calculated",
-                 "UDM_P2P_ATTR promise date against BSAD-AUGDT", None),
+                 "UDM_P2P_ATTR promise date against BSAD-AUGDT", None,
+                 amount_meaning="the amount of the broken promise (copied, not read)"),
     ActivitySpec(Activity.DISPUTE_CASE_CREATED, "Dispute Case Created", "Cas de litige créé",
-                 "explicit", "UDM_CASE / SCMG_T_CASE_ATTR creation", None),
+                 "explicit", "UDM_CASE / SCMG_T_CASE_ATTR creation", None,
+                 amount_meaning="the disputed amount"),
     ActivitySpec(Activity.DISPUTE_CASE_RESOLVED, "Dispute Case Resolved",
                  "Cas de Litige Résolu", "inferred", "UDM_CASE status change (CDHDR/CDPOS)", None),
     ActivitySpec(Activity.PAYMENT_BLOCK_SET, "Payment Block Set",
                  "Facture bloquée pour paiement", "inferred", "BSEG-ZLSPR change (CDHDR/CDPOS)",
                  None),
     ActivitySpec(Activity.CREDIT_MEMO_POSTED, "Credit Memo Posted", "Avoir comptabilisé",
-                 "explicit", "BKPF creation, BLART DG or G2", "DG"),
+                 "explicit", "BKPF creation, BLART DG or G2", "DG",
+                 amount_meaning="the credit granted against the invoice (negative: a cancelled "
+                                "credit memo)",
+                 required_values=("amount",), decides_outcome=True),
     ActivitySpec(Activity.INCOMING_PAYMENT_POSTED, "Incoming Payment Posted",
                  "Document de paiement entrant enregistré", "explicit",
-                 "BKPF creation, BLART DZ", "DZ"),
+                 "BKPF creation, BLART DZ", "DZ",
+                 amount_meaning="the amount paid against the invoice (negative: a returned "
+                                "payment)",
+                 required_values=("amount",), decides_outcome=True),
     ActivitySpec(Activity.RESIDUAL_ITEM_CREATED, "Residual Item Created",
                  "Poste résiduel créé", "inferred", "clearing document with a new open item",
-                 "AB"),
+                 "AB", amount_meaning="the balance still open after a partial clearing",
+                 required_values=("amount",), decides_outcome=True),
     ActivitySpec(Activity.INVOICE_CLEARED, "Invoice Cleared", "Facture apurée", "inferred",
-                 "BSAD-AUGDT / BSAD-AUGBL", None),
+                 "BSAD-AUGDT / BSAD-AUGBL", None, decides_outcome=True),
     ActivitySpec(Activity.INVOICE_WRITTEN_OFF, "Invoice Written Off", "Facture passée en perte",
-                 "inferred", "clearing with BSEG-RSTGR write-off reason", "AB"),
+                 "inferred", "clearing with BSEG-RSTGR write-off reason", "AB",
+                 amount_meaning="the amount lost", decides_outcome=True),
 )
 
 ACTIVITY_SPECS: dict[Activity, ActivitySpec] = {a.activity: a for a in ACTIVITIES}
 CALCULATED_ACTIVITIES: frozenset[Activity] = frozenset(
     a.activity for a in ACTIVITIES if a.event_type == "calculated"
 )
+# Columns each activity must carry (validation quarantines a row without one).
+ACTIVITY_REQUIRED_VALUES: dict[Activity, tuple[str, ...]] = {
+    a.activity: a.required_values for a in ACTIVITIES if a.required_values
+}
+# Activities whose quarantine quarantines their whole invoice (see ActivitySpec.decides_outcome).
+OUTCOME_ACTIVITIES: frozenset[Activity] = frozenset(
+    a.activity for a in ACTIVITIES if a.decides_outcome
+)
+
+
+def activities_requiring(column: str) -> tuple[Activity, ...]:
+    """Activities that must carry `column` (beyond the columns every row needs)."""
+    return tuple(a.activity for a in ACTIVITIES if column in a.required_values)
+
+
 # Outcomes that end an invoice's life; features at t must never see them when they are after t.
 TERMINAL_ACTIVITIES: frozenset[Activity] = frozenset(
     {Activity.INVOICE_CLEARED, Activity.INVOICE_WRITTEN_OFF}

@@ -1,7 +1,10 @@
 """A small served model end to end: simulate a ledger, train, register, attach the store.
 
 Used by the end-to-end tests, the serving benchmarks and the demo: everything lands in one work
-folder (its own SQLite MLflow store), nothing global is touched. `demo_config` shrinks the
+folder (its own SQLite MLflow store), nothing global is touched. The ledger is named "demo" (model
+and experiment paydelay-demo); `DemoModel.headline` is the training headline table
+(training.report.headline_table, through TrainResult.headline_table: the same table as `paydelay
+train` and `paydelay evaluate` print). `demo_config` shrinks the
 simulator and the boosters so the whole thing takes seconds; pass your own config for more.
 """
 
@@ -20,6 +23,9 @@ from serving.store import build_store, log_store
 from training.pipeline import train
 
 
+DEMO_LEDGER = "demo"
+
+
 @dataclass
 class DemoModel:
     tracking_uri: str
@@ -30,6 +36,8 @@ class DemoModel:
     events: pd.DataFrame
     master: pd.DataFrame
     last_refresh: pd.Timestamp
+    ledger: str = DEMO_LEDGER
+    headline: object = None  # training.report.HeadlineTable of the trained model
 
 
 def demo_config(n_customers: int = 80, n_invoices: int = 2500, months: int = 14,
@@ -53,8 +61,10 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
     """Simulate a ledger, build its training rows, train (training.pipeline.train with
     `train_options`, e.g. register=False or tracking_uri) and materialise the customer store
     for the model's feature set: (ledger, rows, TrainResult, store). with_truth passes the
-    simulator's latent truth to train, for the oracle metrics."""
+    simulator's latent truth to train, for the oracle metrics. The ledger is "demo" unless
+    train_options names another."""
     seed = config.seed if seed is None else seed
+    train_options.setdefault("ledger", DEMO_LEDGER)
     ledger = simulate_ledger(config.simulator, seed)
     rows = build_training_set(ledger.events, ledger.master, config.features, seed)
     result = train(rows, config, seed, truth=ledger.truth if with_truth else None,
@@ -65,19 +75,20 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
 
 
 def train_and_register(workdir: str | Path, config: PaydelayConfig | None = None,
-                       seed: int | None = None) -> DemoModel:
+                       seed: int | None = None, ledger: str = DEMO_LEDGER) -> DemoModel:
     """Simulate, build features, train + register (gate decides the alias), log the store."""
     config = config or demo_config()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
-    ledger, _, result, store = simulate_and_train(config, seed, with_truth=True,
-                                                  tracking_uri=uri)
+    sim, _, result, store = simulate_and_train(config, seed, with_truth=True,
+                                               tracking_uri=uri, ledger=ledger)
     log_store(store, result.run_id, uri)
-    return DemoModel(tracking_uri=uri, registered_model=config.training.registered_model_name,
+    return DemoModel(tracking_uri=uri, registered_model=str(result.registered_model),
                      version=int(result.model_version), alias=str(result.alias),
-                     run_id=str(result.run_id), events=ledger.events, master=ledger.master,
-                     last_refresh=pd.Timestamp(ledger.last_refresh))
+                     run_id=str(result.run_id), events=sim.events, master=sim.master,
+                     last_refresh=pd.Timestamp(sim.last_refresh), ledger=result.ledger["name"],
+                     headline=result.headline_table())
 
 
-__all__ = ["DemoModel", "demo_config", "simulate_and_train", "train_and_register"]
+__all__ = ["DEMO_LEDGER", "DemoModel", "demo_config", "simulate_and_train", "train_and_register"]

@@ -9,7 +9,11 @@ models). Plain data, built column by column, because constructing 500 pydantic o
 reasons would cost more than scoring them; `to_json` serialises it (NaN -> null).
 
 A request that must be refused raises `Refused(status, error, detail)`; the service turns it
-into a JSON response with that status.
+into a JSON response with that status, in the one error shape of the API
+(serving.api_models.ErrorResponse: {"error": str, "detail": [{"loc", "msg", "type"}]}).
+
+A request may name its `ledger`: when the served model records the ledger it was trained on
+(bundle.ledger, {"name", ...}) and the names differ, the request is refused with 409.
 """
 
 from __future__ import annotations
@@ -43,7 +47,41 @@ class Refused(Exception):
         self.detail = detail or []
 
     def body(self) -> dict:
-        return {"error": self.error, "detail": self.detail}
+        return error_body(self.error, self.detail)
+
+
+def error_body(error: str, detail: list[dict] | None = None) -> dict:
+    """The one error shape of the API."""
+    return {"error": error, "detail": list(detail or [])}
+
+
+def served_ledger(model: ServingModel | None) -> dict | None:
+    """The ledger the served model was trained on (bundle.ledger: name, fingerprint, data
+    window), or None when its bundle does not record one."""
+    ledger = getattr(getattr(model, "bundle", None), "ledger", None)
+    if isinstance(ledger, dict):
+        return ledger or None
+    name = getattr(ledger, "name", None)  # a dataclass-like ledger
+    if name is not None:
+        to_dict = getattr(ledger, "to_dict", None)
+        return to_dict() if callable(to_dict) else {"name": name}
+    return None
+
+
+def ledger_refusal(model: ServingModel, ledger: str | None, container: str = "ledger"
+                   ) -> Refused | None:
+    """409 when the request names a ledger that is not the served model's (no refusal when the
+    request names none, or the model records none)."""
+    if ledger is None:
+        return None
+    served = served_ledger(model)
+    name = None if served is None else served.get("name")
+    if name is None or str(name) == ledger:
+        return None
+    return Refused(409, "the request's ledger is not the ledger the served model was trained "
+                        "on (GET /metadata shows it)",
+                   [{"loc": [container], "msg": "ledger differs from the served model's",
+                     "type": "ledger_mismatch"}])
 
 
 def to_json(data) -> bytes:
@@ -128,6 +166,7 @@ class Job:
     as_of: datetime | None
     items: list
     capacity: int | None = None
+    ledger: str | None = None
 
 
 @dataclass
@@ -154,7 +193,10 @@ def _score_batch(model: ServingModel, jobs: list[Job], explain: bool = False
     times = [resolve_as_of(job.as_of) for job in jobs]
     ok = []
     for j, job in enumerate(jobs):
-        if len(job.items) > cfg.max_items:
+        refusal = ledger_refusal(model, job.ledger)
+        if refusal is not None:
+            results[j] = refusal
+        elif len(job.items) > cfg.max_items:
             results[j] = Refused(413, f"{len(job.items)} items exceed the limit of "
                                       f"{cfg.max_items} per request (ServingConfig.max_items); "
                                       "split the worklist")
@@ -256,15 +298,16 @@ def _one(result):
     return result
 
 
-def handle_score(model: ServingModel, as_of: datetime | None, items: list) -> dict:
+def handle_score(model: ServingModel, as_of: datetime | None, items: list,
+                 ledger: str | None = None) -> dict:
     """ScoreResponse data: each item scored, in request order."""
-    return _one(score_many(model, [Job(as_of, items)])[0])
+    return _one(score_many(model, [Job(as_of, items, ledger=ledger)])[0])
 
 
 def handle_rerank(model: ServingModel, as_of: datetime | None, items: list,
-                  capacity: int | None = None) -> dict:
+                  capacity: int | None = None, ledger: str | None = None) -> dict:
     """RerankResponse data: items from rank 1 down, rule order beside, top reasons each."""
-    return _one(rerank_many(model, [Job(as_of, items, capacity)])[0])
+    return _one(rerank_many(model, [Job(as_of, items, capacity, ledger)])[0])
 
 
 def templates(model: ServingModel):
@@ -276,8 +319,12 @@ def templates(model: ServingModel):
     return cached
 
 
-def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
+def handle_explain(model: ServingModel, as_of: datetime | None, item,
+                   ledger: str | None = None) -> dict:
     """ExplainResponse data: the item scored, every contribution, base value, sentences."""
+    refusal = ledger_refusal(model, ledger)
+    if refusal is not None:
+        raise refusal
     t = resolve_as_of(as_of)
     checked = _state(model, [item], t, container="item", indexed=False)
     scored, X = predict_columns(model, checked.state, t)
@@ -296,16 +343,21 @@ def handle_explain(model: ServingModel, as_of: datetime | None, item) -> dict:
                 k=model.serving.n_reasons)[0]]}
 
 
-def metadata(model: ServingModel | None, loading_error: str | None = None) -> dict:
-    """What is served: versions, training window, headline metrics, feature set, limits."""
+def metadata(model: ServingModel | None, loading_error: str | None = None,
+             loading: dict | None = None) -> dict:
+    """What is served: versions, training window, headline metrics, feature set, limits, the
+    ledger. Not ready: `error` is a category the service chose (loading_error), never an
+    exception's text (/metadata is open), and `loading` the retry state."""
     if model is None:
-        return {"ready": False, "error": loading_error}
+        return {"ready": False, "error": loading_error, **({"loading": loading} if loading
+                                                           else {})}
     b = model.bundle
     contract = model.contract
     cfg = model.serving
     return {
         "ready": True,
         "model": model_info(model),
+        "ledger": served_ledger(model),
         "model_ref": model.info.get("model_ref"),
         "feature_set_version": b.feature_set_version,
         "features": list(contract.feature_names),
@@ -327,6 +379,6 @@ def metadata(model: ServingModel | None, loading_error: str | None = None) -> di
     }
 
 
-__all__ = ["Refused", "Job", "score_many", "rerank_many", "handle_score", "handle_rerank",
+__all__ = ["Refused", "Job", "error_body", "served_ledger", "ledger_refusal", "score_many", "rerank_many", "handle_score", "handle_rerank",
            "handle_explain", "metadata", "resolve_as_of", "to_json", "model_info", "templates",
            "rule_frame", "delay_buckets"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+from pathlib import Path
 
 from features.config import PaydelayConfig
 from serving.model import (MODEL_ENV, RELEASE_ENV, TRACKING_ENV, ServingModel, from_bundle,
@@ -42,10 +44,11 @@ def load_serving_model(config: PaydelayConfig | None = None, model_ref: str | No
     # The registry path. mlflow is an optional, heavy dependency needed only here: it is not
     # installed in a Bento (requirements-serving.txt), so training.registry (which imports it at
     # module top) is imported here and never at the top of a serving module.
-    from training.registry import load_bundle  # noqa: PLC0415
+    from training.registry import default_tracking_uri, load_bundle  # noqa: PLC0415
 
     ref = model_ref or os.environ.get(MODEL_ENV) or config.serving.model_ref
     uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
+    check_registry_store(uri or default_tracking_uri())
     bundle = load_bundle(ref, name=config.training.registered_model_name, tracking_uri=uri)
     override = store_override_path()
     if override is not None:
@@ -56,3 +59,28 @@ def load_serving_model(config: PaydelayConfig | None = None, model_ref: str | No
         if store is None:
             log.warning("model version has no customer store: every customer is cold-start")
     return from_bundle(bundle, store, config, info={"model_ref": str(ref)})
+
+
+class StoreUnavailable(FileNotFoundError):
+    """The model registry the service was pointed at is missing or unreadable."""
+
+
+def check_registry_store(uri: str) -> None:
+    """Refuse a SQLite MLflow store that does not exist or is not an MLflow database, naming the
+    file and what is missing, before MLflow would silently create an empty one there."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise StoreUnavailable(f"MLflow store {path} does not exist ({TRACKING_ENV} or the "
+                               "default): nothing was created; train and register a model "
+                               "first or point it at an existing store")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            con.execute("SELECT name FROM registered_models LIMIT 1").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"MLflow store {path} is not a readable MLflow database (no "
+                               f"registered_models table: {type(exc).__name__})") from None

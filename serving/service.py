@@ -7,29 +7,43 @@ Endpoints
                  with the SAP-style rule priority / rank beside it and the top reasons.
 - POST /explain  one item -> every feature's contribution, the base value, the sentences.
 - GET  /metadata model versions, training window, headline metrics, feature-set version, limits.
-- GET  /livez, /readyz (503 until the model is loaded), /metrics (Prometheus), /docs.json.
+- GET  /livez (503 once loading has failed for good: a supervisor restarts the service),
+         /readyz (503 until the model is loaded), /metrics (Prometheus),
+         /docs.json (the OpenAPI 3.1 document, serving.api_models.openapi_document),
+         /docs and / (a plain page describing it; no third-party asset).
 
 Concurrent /score and /rerank requests reaching one worker are scored together (natural
 batching, serving.batching): a lone request is not delayed, a queue is worked off in batches.
 
-Errors: 400 malformed request (pydantic: field path + problem), 401 missing / wrong bearer token
-(only when $PAYDELAY_API_TOKEN is set; health, metrics, metadata and docs stay open), 413 body
-or item count over the limits, 422 impossible item (serving.validation), 503 model not loaded.
-No request content reaches the logs (serving.logging_safety).
+Errors, all in one shape (serving.api_models.ErrorResponse; serving.guards rewrites the
+framework's): 400 malformed request (field path + problem), 401 missing / wrong bearer token
+(only when $PAYDELAY_API_TOKEN is set; health, metrics, metadata and docs stay open), 405 not
+POST, 408 body not received in time, 409 the request's ledger is not the model's, 413 body or
+item count over the limits, 415 not application/json, 422 impossible item
+(serving.validation), 503 model not loaded. No request content reaches the logs
+(serving.logging_safety); a 400 is one WARNING line.
+
+Loading: retried with back-off (PAYDELAY_LOAD_ATTEMPTS, default 5; PAYDELAY_LOAD_BACKOFF_S,
+default 2, doubling); after the last failure /livez answers 503. /metadata and the 503s name
+the kind of failure, never an exception's text (the log has it).
 
 Environment: PAYDELAY_CONFIG (TOML). Inside a Bento the service serves the release the Bento
 carries (serving.release) and ignores PAYDELAY_MODEL / PAYDELAY_TRACKING_URI; from source:
 PAYDELAY_RELEASE (an exported BentoML release) or PAYDELAY_MODEL (alias or version, default
 @champion) with PAYDELAY_TRACKING_URI (MLflow store); PAYDELAY_STORE_PATH (fresher customer store),
-PAYDELAY_API_TOKEN (bearer token), PAYDELAY_WORKERS (worker processes, default 1; one per
-core measured best, each loads its own copy of the model).
+PAYDELAY_API_TOKEN (bearer token; without it the service warns at start), PAYDELAY_WORKERS
+(worker processes, default 1; one per core measured best, each loads its own copy of the model),
+PAYDELAY_BODY_TIMEOUT_S (seconds to receive a request body, default 30).
 """
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 
 from serving import logging_safety
@@ -43,8 +57,8 @@ from starlette.responses import JSONResponse, Response  # noqa: E402
 from serving import api_models as am  # noqa: E402
 from serving.batching import NaturalBatcher  # noqa: E402
 from serving.guards import GuardMiddleware  # noqa: E402
-from serving.handlers import (Job, Refused, handle_explain, rerank_many,  # noqa: E402
-                              score_many, to_json)
+from serving.handlers import (Job, Refused, handle_explain,  # noqa: E402
+                              rerank_many, score_many, to_json)
 from serving.handlers import metadata as metadata_of  # noqa: E402
 from serving import loading  # noqa: E402
 from serving.model import load_config_from_env  # noqa: E402
@@ -54,11 +68,86 @@ log = logging.getLogger("paydelay.service")
 CONFIG = load_config_from_env()
 API = am.ApiModels(CONFIG.serving)
 GUARDED = ("/score", "/rerank", "/explain")
+TOKEN = os.environ.get(CONFIG.serving.token_env) or None
+LOAD_ATTEMPTS = max(1, int(os.environ.get("PAYDELAY_LOAD_ATTEMPTS") or 5))
+LOAD_BACKOFF_S = float(os.environ.get("PAYDELAY_LOAD_BACKOFF_S") or 2.0)
+BODY_TIMEOUT_S = float(os.environ.get("PAYDELAY_BODY_TIMEOUT_S") or 30.0)
+OPENAPI = am.openapi_document(API, token_required=TOKEN is not None)
 meta_app = FastAPI(title="paydelay metadata", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def docs_page(doc: dict) -> bytes:
+    """/docs: the OpenAPI document as a plain page (no script, no third-party asset)."""
+    rows = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            request = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            codes = ", ".join(op["responses"])
+            rows.append(f"<tr><td>{method.upper()}</td><td>{html.escape(path)}</td>"
+                        f"<td>{html.escape(op.get('summary', ''))}</td>"
+                        f"<td>{html.escape(request)}</td><td>{codes}</td></tr>")
+    auth = ("Prediction endpoints need <code>Authorization: Bearer &lt;token&gt;</code>."
+            if "securitySchemes" in doc["components"] else
+            "No token is configured: prediction endpoints are open.")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>paydelay API</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.2em .6em;
+text-align:left;border-bottom:1px solid #ddd}}</style></head><body>
+<h1>paydelay API</h1><p>{html.escape(doc["info"]["description"])}</p><p>{auth}</p>
+<p>The OpenAPI {doc["openapi"]} document: <a href="/docs.json">/docs.json</a>.</p>
+<table><tr><th>Method</th><th>Path</th><th>What</th><th>Request body</th><th>Responses</th></tr>
+{"".join(rows)}</table></body></html>"""
+    return page.encode()
+
+
+PAGES = {"/docs.json": (b"application/json", json.dumps(OPENAPI).encode()),
+         "/docs": (b"text/html; charset=utf-8", docs_page(OPENAPI))}
+PAGES["/"] = PAGES["/docs"]
+if TOKEN is None:
+    log.warning("%s is not set: /score, /rerank and /explain are served without a token",
+                CONFIG.serving.token_env)
+
+# /metrics: BentoML labels request metrics with the raw path, so every unknown path would add
+# series. Unknown paths (404 anyway) are routed as one path, so the label set stays bounded.
+KNOWN_PATHS = frozenset({*GUARDED, *PAGES, "/metadata", "/livez", "/readyz", "/healthz",
+                         "/metrics", "/schema.json"})
+OTHER_PATH = "/__unknown__"
+
+
+def metric_path(path: str) -> str:
+    """The path a request is counted under in /metrics: its own when the service has it."""
+    return path if path == "/" or path.rstrip("/") in KNOWN_PATHS else OTHER_PATH
+
+
+def bound_metric_paths() -> None:
+    from bentoml._internal.server.http import instruments  # noqa: PLC0415
+
+    cls = instruments.RunnerTrafficMetricsMiddleware
+    if getattr(cls, "_paydelay_bounded", False):
+        return
+    original = cls.__call__
+
+    async def call(self, scope, receive, send):
+        if scope.get("type") == "http" and metric_path(scope["path"]) != scope["path"]:
+            scope = {**scope, "path": OTHER_PATH, "raw_path": OTHER_PATH.encode()}
+        return await original(self, scope, receive, send)
+
+    cls.__call__ = call
+    cls._paydelay_bounded = True
+
+
+bound_metric_paths()
 
 
 def _refusal(exc: Refused) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def _load_category(exc: BaseException) -> str:
+    """What /metadata and the 503s say about a failed load: a kind, never the text."""
+    if isinstance(exc, FileNotFoundError):
+        return "model store or model not found"
+    return f"model could not be loaded ({type(exc).__name__})"
 
 
 def _json(data: dict | bytes) -> Response:
@@ -94,6 +183,7 @@ class PaydelayService:
         logging_safety.install()
         self.model = None
         self.loading_error: str | None = None
+        self.loading = {"attempts": 0, "max_attempts": LOAD_ATTEMPTS, "gave_up": False}
         # Concurrent /score and /rerank requests are scored together (serving.batching).
         max_items = max(CONFIG.serving.max_items, 2000)
         rerank_fn, score_fn = _serialised(rerank_many), _serialised(score_many)
@@ -105,14 +195,27 @@ class PaydelayService:
         threading.Thread(target=self._load, name="paydelay-model-loader", daemon=True).start()
 
     def _load(self) -> None:
-        try:
-            model = loading.load_serving_model(CONFIG)
-        except Exception as exc:  # kept for /metadata and /readyz stays 503
-            # No request is involved here, so the message is safe to show (the scrubbed
-            # traceback alone would withhold it).
-            self.loading_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-            log.exception("model loading failed: %s", self.loading_error)
-            return
+        """Load the model, retrying with back-off; after the last attempt /livez fails."""
+        delay = LOAD_BACKOFF_S
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            self.loading["attempts"] = attempt
+            try:
+                model = loading.load_serving_model(CONFIG)
+                break
+            except Exception as exc:  # /readyz stays 503; /metadata shows the kind only
+                self.loading_error = _load_category(exc)
+                last = attempt == LOAD_ATTEMPTS
+                # No request is involved: the message (paths, what is missing) is for the
+                # operator; it goes to the log only, never to a response.
+                log.error("model loading failed (attempt %d of %d%s): %s: %s", attempt,
+                          LOAD_ATTEMPTS, "; giving up, /livez now fails" if last else
+                          f"; retrying in {delay:g} s", type(exc).__name__, str(exc)[:500])
+                if last:
+                    self.loading["gave_up"] = True
+                    return
+                time.sleep(delay)
+                delay *= 2
+        self.loading_error = None
         self.model = model
         settle_heap()
         log.info("model loaded: %s v%s, feature set %s, store of %d customers",
@@ -122,13 +225,20 @@ class PaydelayService:
     def __is_ready__(self) -> bool:
         return self.model is not None
 
+    def __is_alive__(self) -> bool:
+        """False once loading has failed for good: a supervisor should restart the service."""
+        return not self.loading["gave_up"]
+
     def _model(self):
         if self.model is None:
-            raise Refused(503, self.loading_error or "model is loading; retry when /readyz is 200")
+            raise Refused(503, (self.loading_error + "; see the server log")
+                          if self.loading_error else
+                          "model is loading; retry when /readyz is 200")
         return self.model
 
     @bentoml.api(route="/score", input_spec=API.ScoreRequest)
-    async def score(self, as_of: datetime | None, items: list) -> am.ScoreResponse:
+    async def score(self, as_of: datetime | None, items: list,
+                    ledger: str | None = None) -> am.ScoreResponse:
         """Score open items: P(late), delay buckets, risk class, P10/P50/P90 payment dates and
         expected amount at risk. Unknown customers are scored cold-start. 400 malformed,
         401 token, 413 too many items, 422 impossible item, 503 not ready."""
@@ -136,35 +246,35 @@ class PaydelayService:
             self._model()
         except Refused as exc:
             return _refusal(exc)
-        return _answer(await self.score_batcher.submit(Job(as_of, items)))
+        return _answer(await self.score_batcher.submit(Job(as_of, items, ledger=ledger)))
 
     @bentoml.api(route="/rerank", input_spec=API.RerankRequest)
-    async def rerank(self, as_of: datetime | None, items: list,
-                     capacity: int | None = None) -> am.RerankResponse:
+    async def rerank(self, as_of: datetime | None, items: list, capacity: int | None = None,
+                     ledger: str | None = None) -> am.RerankResponse:
         """Re-rank a worklist by expected amount at risk, with the rule strategy's priority and
         rank beside each item and its top reasons. Errors as /score."""
         try:
             self._model()
         except Refused as exc:
             return _refusal(exc)
-        return _answer(await self.rerank_batcher.submit(Job(as_of, items, capacity)))
+        return _answer(await self.rerank_batcher.submit(Job(as_of, items, capacity, ledger)))
 
     @bentoml.api(route="/explain", input_spec=API.ExplainRequest)
-    def explain(self, as_of: datetime | None, item) -> am.ExplainResponse:
+    def explain(self, as_of: datetime | None, item,
+                ledger: str | None = None) -> am.ExplainResponse:
         """Explain one item: every feature's SHAP contribution (log-odds), the base value and
         the sentences a collector reads. Errors as /score."""
         try:
-            return _json(handle_explain(self._model(), as_of, item))
+            return _json(handle_explain(self._model(), as_of, item, ledger))
         except Refused as exc:
             return _refusal(exc)
 
     @meta_app.get("/metadata")
     def metadata(self) -> dict:
         """What is served: model versions, training window, headline metrics, feature set."""
-        return metadata_of(self.model, self.loading_error)
+        return metadata_of(self.model, self.loading_error, None if self.model else self.loading)
 
 
 PaydelayService.add_asgi_middleware(
-    GuardMiddleware, paths=GUARDED,
-    token=os.environ.get(CONFIG.serving.token_env) or None,
-    max_body_bytes=CONFIG.serving.max_body_bytes)
+    GuardMiddleware, paths=GUARDED, token=TOKEN, max_body_bytes=CONFIG.serving.max_body_bytes,
+    body_timeout_s=BODY_TIMEOUT_S, pages=PAGES)

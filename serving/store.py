@@ -155,8 +155,12 @@ class CustomerStore:
     @classmethod
     def load(cls, directory: str | Path) -> CustomerStore:
         d = Path(directory)
+        if not d.is_dir():
+            raise FileNotFoundError(f"customer store {d} does not exist (nothing was created "
+                                    "there)")
         if not (d / TABLE_FILE).is_file():
-            raise FileNotFoundError(f"{d / TABLE_FILE} not found: not a customer store folder")
+            raise FileNotFoundError(f"customer store {d} has no {TABLE_FILE}: not a customer "
+                                    "store folder")
         meta = json.loads((d / META_FILE).read_text()) if (d / META_FILE).is_file() else {}
         if meta.get("format", STORE_FORMAT) != STORE_FORMAT:
             raise ValueError(f"customer store format {meta.get('format')} is not {STORE_FORMAT}")

@@ -8,6 +8,8 @@ the field, never the value, since responses and logs must not echo client data b
 |-------------------------------------------------------------|--------------------------------|
 | net due date before the posting date                        | refuse (422)                   |
 | open amount above the invoice amount (+ 1 cent)             | refuse (422)                   |
+| paid, disputed, credit-memo or promised amount above the    | refuse (422)                   |
+| invoice amount (+ 1 cent)                                   |                                |
 | item posted after as_of; an activity time after as_of       | refuse (422): future knowledge |
 | max_dunning_level below dunning_level                       | refuse (422)                   |
 | the same invoice_id twice in one request                    | refuse (422)                   |
@@ -36,6 +38,8 @@ from features.pit.item_state import column_array
 _ACTIVITY_TIMES = ("last_dunning_time", "last_contact_time", "dispute_open_since",
                    "last_dispute_time", "last_customer_reaction_time")
 _CENT = 0.005
+# Parts of the invoice amount: none can exceed it.
+_PART_AMOUNTS = ("paid_amount", "disputed_amount", "credit_memo_amount", "promise_amount")
 
 
 @dataclass
@@ -136,6 +140,11 @@ def check_items(state, as_of, categories: dict[str, list[str]],
     amount = column_array(state, "amount", np.float64)
     refuse(column_array(state, "open_amount", np.float64) > amount + _CENT, "open_amount",
            "open amount exceeds the invoice amount", "amount_order")
+    for col in _PART_AMOUNTS:
+        if col in state:
+            part = column_array(state, col, np.float64)
+            refuse(~np.isnan(part) & (part > amount + _CENT), col,
+                   f"{col.replace('_', ' ')} exceeds the invoice amount", "amount_order")
     refuse(posting > t, "posting_time", "item is posted after as_of (not known yet)",
            "after_as_of")
     for col in _ACTIVITY_TIMES:

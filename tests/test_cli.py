@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -61,6 +62,14 @@ def _run(*args: str):
     return result.output
 
 
+def _headline(output: str) -> str:
+    """The headline table of a command's output: from its title to the end of its caption."""
+    start = output.index("Headline: ledger")
+    lines = output[start:].splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("  P10-P90"))
+    return "\n".join(lines[:end + 1])
+
+
 def test_stages_chain_end_to_end(small):
     raw, ledger, rows = small / "raw", small / "ledger", small / "rows"
     _run("simulate", "--out", str(raw))
@@ -70,22 +79,100 @@ def test_stages_chain_end_to_end(small):
     _run("features", "--ledger", str(ledger), "--out", str(rows))
     assert (rows / "training.parquet").exists() and (rows / "customer_store").is_dir()
     out = _run("train", "--rows", str(rows))
-    assert "Registered paydelay version 1 as @champion" in out
-    assert "Holdout: model against every baseline" in out
+    # the ledger is named after its folder ("ledger", written by `features`): its own model and experiment
+    assert "Registered paydelay-ledger version 1 as @champion" in out  # named after the ledger folder
+    assert "Holdout report: model against every baseline" in out
+    assert "splits: train " in out and "test window" in out  # progress: the cut-offs
+    assert "final risk model" in out and " s (elapsed" in out  # progress: each fit timed
+    assert "Reconciliation" in out and "train rows -> risk model" in out
+    assert "Successfully registered" not in out and "INFO" not in out  # MLflow kept quiet
+    headline = _headline(out)
+    assert headline.startswith("Headline: ledger ledger (test window)")
+    # the figures at posting lead, the all-snapshot ones follow, labelled
+    assert headline.index("at posting") < headline.index("all snapshot rows")
+    assert "Test window " in headline
+    # evaluate prints the very same table for the same rows and model
     out = _run("evaluate", "--rows", str(rows), "--model", "1")
-    assert "paydelay@1" in out and "risk.roc_auc" in out
-    assert "champion" in _run("models")
+    assert "paydelay-ledger version 1" in out
+    assert _headline(out) == headline
 
+    # a second ledger (the same rows under another name) keeps its own champion
+    out = _run("train", "--rows", str(rows), "--ledger-name", "Other Ledger",
+               "--no-register")
+    out = _run("train", "--rows", str(rows), "--ledger-name", "Other Ledger")
+    assert "Registered paydelay-other-ledger version 1 as @champion: no champion yet" in out
+    listing = _run("models")
+    for name in ("ledger", "other-ledger", "paydelay-ledger", "paydelay-other-ledger", "champion",
+                 "posting", "data window"):
+        assert name in listing
+    assert "other-ledger" not in _run("models", "--ledger", "ledger")
 
-def test_evaluate_prints_the_flattened_headline_metrics(monkeypatch, small):
-    monkeypatch.setattr(paydelay_cli, "_rows_and_truth", lambda rows: (None, None))
-    monkeypatch.setattr(paydelay_cli, "evaluate_model",
-                        lambda frame, cfg, alias_or_version, truth: {"risk": {"roc_auc": 0.75},
-                                                                    "note": "text"})
-    out = _run("evaluate", "--model", "champion")
-    assert "risk.roc_auc" in out and "0.75" in out and "note" not in out
+    # another ledger's model on these rows: one clear line and a non-zero exit
+    result = runner.invoke(paydelay_cli.app, ["evaluate", "--rows", str(rows),
+                                              "--ledger", "other-ledger"])
+    assert result.exit_code != 0
+    assert "ledger 'ledger', the model learned ledger 'other-ledger'" in result.output
+    assert "--force" in result.output
+    forced = _run("evaluate", "--rows", str(rows), "--ledger", "other-ledger", "--force")
+    assert "WARNING" in forced and "Headline: ledger other-ledger" in forced
 
 
 def test_a_failing_command_exits_non_zero(small):
     result = runner.invoke(paydelay_cli.app, ["ingest", str(small / "missing.csv")])
     assert result.exit_code != 0
+
+
+def test_ibm_then_features_print_and_write_the_reconciliation(small):
+    ledger, rows = small / "ibm", small / "ibm_rows"
+    out = _run("ibm", "--out", str(ledger))
+    assert "Reconciliation" in out and "added: due_date_passed" in out
+    assert (ledger / "reconciliation.csv").exists()
+    out = _run("features", "--ledger", str(ledger), "--out", str(rows))
+    assert "cleared at or before it was recorded" in out
+    table = pd.read_csv(rows / "reconciliation.csv")
+    assert table["stage"].unique().tolist() == ["ibm", "features"]
+    never = table[table["reason"].str.startswith("cleared at or before")]
+    assert never["count"].tolist() == [-4]
+
+
+def test_bad_inputs_fail_in_one_line_naming_the_problem(small):
+    result = runner.invoke(paydelay_cli.app, ["ibm", str(small / "absent.csv")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: IBM AR sample") and "absent.csv" in result.output
+    extract = small / "extract.csv"
+    extract.write_text("EventTime,ActivityName,InvoiceNumber,Kunnr,Dmbtr,NetDueDate\n"
+                       "2024-01-10,invoice_posted,1,C1,10,01/02/2024\n"
+                       "2024-01-11,invoice_posted,2,C1,10,03/04/2024\n")
+    result = runner.invoke(paydelay_cli.app, ["ingest", str(extract), "--out",
+                                              str(small / "ledger")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'net_due_date' is ambiguous" in result.output
+    out = _run("ingest", str(extract), "--out", str(small / "ledger"),
+               "--date-format", "NetDueDate=%d/%m/%Y")
+    assert "Reconciliation" in out and (small / "ledger" / "reconciliation.csv").exists()
+
+
+def test_sap_tables_in_and_out(small):
+    """`simulate --format sap` writes SAP table extracts; `sap` reads them back into a ledger
+    folder with every extract row accounted for, and the committed sample reads with nothing
+    quarantined."""
+    extracts, ledger = small / "sap", small / "ledger"
+    _run("simulate", "--out", str(extracts), "--format", "sap", "--invoices", "300",
+         "--customers", "20")
+    assert (extracts / "BKPF.csv").is_file() and (extracts / "BSAD.csv").is_file()
+    out = _run("sap", "--extracts", str(extracts), "--out", str(ledger))
+    assert "every row mapped, ignored or quarantined" in out
+    assert (ledger / "events.parquet").is_file()
+    events = pd.read_parquet(ledger / "events.parquet")
+    assert events["invoice_id"].nunique() == 300
+    out = _run("sap", "--extracts", str(paths.SAMPLE / "sap"), "--out", str(small / "sample"))
+    assert "0 extract rows and 0 events quarantined" in out
+
+
+def test_a_bad_sap_extract_is_one_line_and_exit_2(small):
+    empty = small / "empty"
+    empty.mkdir()
+    result = runner.invoke(paydelay_cli.app, ["sap", "--extracts", str(empty), "--out",
+                                              str(small / "out")])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "Traceback" not in result.output

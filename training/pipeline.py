@@ -9,8 +9,19 @@ as known at the calibration end (`training.refit_on_calibration`), so the model 
 test slice has seen the latest six months - which matters for customers whose habits drift.
 Nothing is fitted, chosen or calibrated on the test slice.
 
-`train(rows, config, seed, truth=None, tracking_uri=None)` is the one entry point; `evaluate(...)`
-re-scores a registered model on the test slice of new rows. Deterministic: one seed drives every
+`train(rows, config, seed, truth=None, tracking_uri=None, ledger=...)` is the one entry point;
+`evaluate(...)` re-scores a registered model on the test slice of new rows of the same ledger.
+
+Ledgers: the rows' ledger (a name, or the fingerprint's known facts; training.core.ledger) names
+the MLflow experiment and the registered model (`<training.registered_model_name>-<ledger>`), and
+its fingerprint is kept in the bundle and as version tags. The champion gate compares only models
+of the same ledger and feature set; `evaluate` refuses rows of another ledger or feature set
+(LedgerMismatchError) unless forced, and then says so in the result's `warnings`.
+
+Progress: `train(progress=...)` receives one line per stage (each fit with its elapsed time, each
+tuning trial with the best value so far); the CLI prints them. `reconciliation(split, config)` is
+the training-stage count of rows in, used per split and left out with the reason, logged beside
+the run (evaluation/reconciliation.csv). Deterministic: one seed drives every
 booster (deterministic=True, force_row_wise, fixed num_threads) and the tuner, so the same rows,
 config and seed give the same metrics to the last digit.
 
@@ -27,7 +38,10 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -37,19 +51,22 @@ import pandas as pd
 
 from features.config import PaydelayConfig
 from features.config.training import LgbParams
+from features.reconcile import Reconciliation, combine, reconcile_counts, reconcile_ids
 from training import plots, registry
 from training.baselines import baseline_predictions
 from training.core.bundle import ModelBundle, json_safe
 from training.core.contract import ModelContract
+from training.core.ledger import DEFAULT_LEDGER, fingerprint, ledger_mismatch, ledger_tags
 from training.core.matrix import feature_matrix, learn_categories, matrix_frame
 from training.core.payment import ConformalShift, payment_offset, predict_relative, to_days
 from training.core.scoring import check_version, score
 from training.metrics import ece_interval, ranking_metrics, risk_metrics
 from training.payment_date import censored_coverage, fit_conformal, fit_quantiles
-from training.report import EvaluationReport, model_card
+from training.report import EvaluationReport, HeadlineTable, model_card
+from training.report import headline_table as report_headline_table
 from training.report import evaluate as report_evaluate
 from training.risk import fit_buckets, fit_calibrator, fit_risk
-from training.splits import SplitResult, refit_frame, rolling_folds, split_rows
+from training.splits import SPLIT_NAMES, SplitResult, refit_frame, rolling_folds, split_rows
 from training.tune import tune
 
 log = logging.getLogger(__name__)
@@ -58,6 +75,35 @@ _DAY = pd.Timedelta(days=1)
 
 class InsufficientDataError(ValueError):
     """Too few cleared or late invoices in the training slice to fit a model worth serving."""
+
+
+class LedgerMismatchError(ValueError):
+    """Rows of another ledger or feature set than the model's (evaluate refuses them)."""
+
+
+class Progress:
+    """Stage lines for a progress display: `stage(what)` times a block and reports its elapsed
+    seconds (and the total so far) to the callback and the module log."""
+
+    def __init__(self, callback: Callable[[str], None] | None = None) -> None:
+        self.callback = callback
+        self.start = time.perf_counter()
+
+    def say(self, message: str) -> None:
+        log.info(message)
+        if self.callback is not None:
+            self.callback(message)
+
+    @contextmanager
+    def stage(self, what: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        now = time.perf_counter()
+        self.say(f"{what}: {now - t0:.1f} s (elapsed {now - self.start:.0f} s)")
+
+
+def _progress(progress) -> Progress:
+    return progress if isinstance(progress, Progress) else Progress(progress)
 
 
 @dataclass
@@ -72,6 +118,17 @@ class TrainResult:
     model_version: int | None = None
     alias: str | None = None
     decision: registry.Decision | None = None
+    ledger: dict = field(default_factory=dict)  # the ledger fingerprint (bundle.ledger)
+    registered_model: str | None = None  # "<prefix>-<ledger>" when registered
+    reconciliation: Reconciliation | None = None  # training-stage reconciliation
+
+    def headline_table(self, with_report_note: bool = False) -> HeadlineTable:
+        """The headline table (training.report.headline_table) of this result: the same as
+        `evaluate` gives for these rows; with_report_note adds why the report's holdout table
+        differs (training.report.holdout_note)."""
+        return report_headline_table(self.metrics, self.bundle.training_window,
+                                     self.report if with_report_note else None,
+                                     ledger=self.ledger)
 
 
 # --- gate -----------------------------------------------------------------------------------------
@@ -119,7 +176,8 @@ def _fold_usable(fit: pd.DataFrame, predict: pd.DataFrame, config: PaydelayConfi
 def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConfig, seed: int,
                categories: dict[str, list[str]] | None = None,
                risk_params: LgbParams | None = None,
-               payment_params: LgbParams | None = None) -> ModelBundle:
+               payment_params: LgbParams | None = None,
+               progress: Progress | Callable[[str], None] | None = None) -> ModelBundle:
     """Fit the risk, bucket and payment-date models, their calibrator and conformal shift.
 
     Out-of-time step: on each fold of `training.splits.rolling_folds` (the calibration slice and,
@@ -137,6 +195,7 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
     """
     tc = config.training
     fs = contract.features
+    prog = _progress(progress)
     categories = categories or learn_categories(split.train, fs)
     rp, pp = risk_params or tc.risk, payment_params or tc.payment
     anchor = contract.payment_anchor
@@ -163,13 +222,16 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
              if k == n_folds - 1 or _fold_usable(f.fit, f.predict, config)]
     # The last fold is (train, calibration), which the gate has checked.
     fold_risk, curves = [], []
-    for fold in folds:
+    for k, fold in enumerate(folds, 1):
         r = fold.fit[fold.fit["risk_used"]]
         c = fold.predict[fold.predict["risk_used"]]
         curve: dict = {}
-        fold_risk.append((fit_risk(X(r), r["target_late"], fs, rp, seed, tc.num_threads,
-                                   callbacks=[lgb.record_evaluation(curve)],
-                                   valid=(X(c), c["target_late"])), c))
+        with prog.stage(f"risk model, out-of-time fold {k}/{len(folds)} "
+                        f"({len(r):,} rows, predicting {fold.start:%Y-%m-%d}.."
+                        f"{fold.end:%Y-%m-%d})"):
+            fold_risk.append((fit_risk(X(r), r["target_late"], fs, rp, seed, tc.num_threads,
+                                       callbacks=[lgb.record_evaluation(curve)],
+                                       valid=(X(c), c["target_late"])), c))
         curves.append(len(c) * np.asarray(curve["valid_0"]["binary_logloss"]))
     # Boosting rounds: the out-of-time log-loss summed over the folds decides (an out-of-time
     # choice; the default rounds over-fit enough to make P(late) over-confident next season).
@@ -182,8 +244,9 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
 
     days, known, window = [], [], []
     quantiles = None
-    for fold in folds if tc.conformal else ():
-        quantiles = fit_payment_on(fold.fit)
+    for k, fold in enumerate(folds if tc.conformal else (), 1):
+        with prog.stage(f"payment-date models (P10/P50/P90), out-of-time fold {k}/{len(folds)}"):
+            quantiles = fit_payment_on(fold.fit)
         cc = fold.predict[fold.predict["snapshot_kind"].astype(str).isin(kinds)]
         days.append(to_days(predict_relative(quantiles, X(cc)), offset(cc)))
         known.append(cc["label_days_to_clear"].where(~cc["label_written_off"])
@@ -195,12 +258,16 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
 
     final = refit_frame(split, config) if tc.refit_on_calibration else split.train
     if risk is None or risk.current_iteration() != n_rounds:
-        risk = fit_risk_on(final)
+        with prog.stage(f"final risk model ({n_rounds} rounds, "
+                        f"{int(final['risk_used'].sum()):,} rows)"):
+            risk = fit_risk_on(final)
     if tc.refit_on_calibration or quantiles is None:
-        quantiles = fit_payment_on(final)
+        with prog.stage(f"final payment-date models ({int(final['payment_used'].sum()):,} rows)"):
+            quantiles = fit_payment_on(final)
     b = final[final["bucket_used"]]
-    bucket, prior = fit_buckets(X(b), b["target_bucket"].to_numpy(), fs, tc.bucket, seed,
-                                tc.num_threads, n_late_buckets=contract.n_late_buckets)
+    with prog.stage(f"delay-bucket model ({len(b):,} rows)"):
+        bucket, prior = fit_buckets(X(b), b["target_bucket"].to_numpy(), fs, tc.bucket, seed,
+                                    tc.num_threads, n_late_buckets=contract.n_late_buckets)
     window_info = {**split.cutoffs.as_dict(),
                    "fit_end": str(cal_end if tc.refit_on_calibration
                                   else split.cutoffs.train_end),
@@ -283,22 +350,73 @@ def _report(test: pd.DataFrame, preds: dict[str, pd.DataFrame], config: Paydelay
         "training headline metrics (risk.*, payment.*, interval.*) are maturity-aware instead."])
 
 
+# --- reconciliation -------------------------------------------------------------------------------
+RECON_STAGE = "train"
+
+
+def reconciliation(split: SplitResult, config: PaydelayConfig) -> Reconciliation:
+    """Training-stage reconciliation (features.reconcile): the input rows against the rows in
+    the three windows, and per window the rows each model uses, every row left out counted
+    under its reason (other snapshot kinds, an immature label, a horizon not reached)."""
+    tc, fc = config.training, config.features
+    kinds = set(tc.snapshot_kinds)
+    rows = split.rows
+    after = int(split.counts.loc["after_test_end", "rows"])
+    parts = [reconcile_counts(RECON_STAGE, "rows -> train/calibration/test windows", len(rows),
+                              len(rows) - after,
+                              {"snapshot after the test end (outside every window)": -after})]
+    windowed = pd.concat([split.frame(n)["invoice_id"] for n in SPLIT_NAMES])
+    parts.append(reconcile_ids(RECON_STAGE, "invoices -> windows", rows["invoice_id"], windowed,
+                               {"every snapshot after the test end": rows["invoice_id"]}))
+    ends = {"train": split.cutoffs.train_end, "calibration": split.cutoffs.calibration_end,
+            "test": split.cutoffs.test_end}
+    for name in SPLIT_NAMES:
+        f = split.frame(name)
+        end = f"{ends[name]:%Y-%m-%d}"
+        kind_ok = f["snapshot_kind"].astype(str).isin(kinds).to_numpy()
+        other = f"snapshot kind not in training.snapshot_kinds {sorted(kinds)}"
+        risk = f["risk_used"].to_numpy(dtype=bool)
+        parts.append(reconcile_counts(
+            RECON_STAGE, f"{name} rows -> risk model", len(f), int(risk.sum()),
+            {other: -int((~kind_ok).sum()),
+             f"late flag not decided by {end} (due date + {fc.grace_days} grace days later; "
+             "immature label)": -int((kind_ok & ~risk).sum())}))
+        pay = f["payment_used"].to_numpy(dtype=bool)
+        parts.append(reconcile_counts(
+            RECON_STAGE, f"{name} rows -> payment-date model", len(f), int(pay.sum()),
+            {other: -int((~kind_ok).sum()),
+             f"not watched for the {tc.payment_horizon_days}-day horizon by {end} (censored "
+             "payment date)": -int((kind_ok & ~pay).sum())}))
+        if name == "test":
+            posting = risk & (f["snapshot_kind"].astype(str) == "posting").to_numpy()
+            parts.append(reconcile_counts(
+                RECON_STAGE, "test risk rows -> headline at posting", int(risk.sum()),
+                int(posting.sum()),
+                {"later snapshot (the 'all snapshot rows' line)": -int((risk & ~posting).sum())}))
+    return combine(*parts)
+
+
 # --- train ----------------------------------------------------------------------------------------
 def _fit_and_evaluate(split: SplitResult, gate: dict, config: PaydelayConfig, seed: int,
                       truth: pd.DataFrame | None, contract: ModelContract,
-                      with_report: bool = True, caveats: tuple[str, ...] = ()) -> TrainResult:
+                      with_report: bool = True, caveats: tuple[str, ...] = (),
+                      progress: Progress | None = None) -> TrainResult:
     tc = config.training
+    prog = _progress(progress)
     categories = learn_categories(split.train, contract.features)
     risk_params, pay_params, tuning = tc.risk, tc.payment, None
     if tc.tuning.enabled:
-        tuning = tune(split.train, contract, categories, config, seed)
+        with prog.stage("tuning (Optuna)"):
+            tuning = tune(split.train, contract, categories, config, seed, progress=prog.say)
         risk_params, pay_params = tuning["risk"], tuning["payment"]
-    bundle = fit_bundle(split, contract, config, seed, categories, risk_params, pay_params)
+    bundle = fit_bundle(split, contract, config, seed, categories, risk_params, pay_params,
+                        progress=prog)
     test = _training_rows(split.test, config)
-    preds = score(bundle, test)
-    baselines = _baselines(split, test, config)
-    metrics = headline_metrics(test, preds, config, split.cutoffs.test_end, truth,
-                               baselines.get("hist_avg_delay"))
+    with prog.stage(f"scoring the test slice ({len(test):,} rows) and the baselines"):
+        preds = score(bundle, test)
+        baselines = _baselines(split, test, config)
+        metrics = headline_metrics(test, preds, config, split.cutoffs.test_end, truth,
+                                   baselines.get("hist_avg_delay"))
     metrics["gate_counts"] = gate
     metrics["unseen_categories_test"] = preds.attrs.get("unseen_categories", {})
     if tuning:
@@ -306,41 +424,89 @@ def _fit_and_evaluate(split: SplitResult, gate: dict, config: PaydelayConfig, se
         bundle.config["training"]["risk"] = risk_params.model_dump(mode="json")
         bundle.config["training"]["payment"] = pay_params.model_dump(mode="json")
     bundle.metrics = metrics
-    report = (_report(test, {"model": preds, **baselines}, config, truth, seed, caveats)
-              if with_report else None)
+    report = None
+    if with_report:
+        with prog.stage("evaluation report (baselines, rule strategy, slices, backtest)"):
+            report = _report(test, {"model": preds, **baselines}, config, truth, seed, caveats)
     return TrainResult(bundle, split, test, preds, metrics, report)
+
+
+def ledger_record(rows: pd.DataFrame, ledger: str | dict | None,
+                  contract: ModelContract) -> dict:
+    """The fingerprint of `rows` for `ledger` (a name, or what the rows' file says: a dict with
+    "name"); no ledger: rows.attrs["ledger"] / ["ledger_name"], else "default"."""
+    if ledger is None:
+        ledger = rows.attrs.get("ledger") or rows.attrs.get("ledger_name") or DEFAULT_LEDGER
+    known = dict(ledger) if isinstance(ledger, dict) else {"name": ledger}
+    name = known.pop("name", None) or DEFAULT_LEDGER
+    return fingerprint(rows, name, contract.feature_set_version, known)
 
 
 def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
           truth: pd.DataFrame | None = None, tracking_uri: str | None = None, *,
           register: bool = True, contract: ModelContract | None = None,
           run_name: str = "train", with_report: bool = True,
-          caveats: tuple[str, ...] = ()) -> TrainResult:
+          caveats: tuple[str, ...] = (), ledger: str | dict | None = None,
+          progress: Callable[[str], None] | None = None) -> TrainResult:
     """Train, evaluate and (unless register=False) log + register one model bundle.
 
     rows: output of features.pit.build.build_training_set; truth: the simulator's truth frame
     (oracle line); tracking_uri: MLflow store (default sqlite:///<repo>/models/mlflow.db).
     contract defaults to ModelContract.from_config(config) (the catalogue's features for
     config.features; the rows must carry its feature_set_version); with_report=False skips the
-    evaluation report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an external
-    data set) go into the report and the run's tags. Raises InsufficientDataError (min-data gate)
-    before fitting anything.
+    evaluation report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an
+    external data set) go into the report and the run's tags. ledger: the ledger's name (or a
+    dict with "name" and what the feature builder recorded); it names the experiment and the
+    registered model "<training.registered_model_name>-<ledger>". progress: called with one line
+    per stage. Raises InsufficientDataError (min-data gate) before fitting anything.
     """
     contract = contract or ModelContract.from_config(config)
     check_version(contract, rows)  # rows built with other feature settings: refuse before fitting
+    prog = Progress(progress)
+    led = ledger_record(rows, ledger, contract)
     split = split_rows(rows, config)
+    recon = reconciliation(split, config)
+    c = split.cutoffs
+    prog.say(f"ledger {led['name']!r}: {led['n_invoices']:,} invoices, "
+             f"{len(rows):,} rows, data {str(led['first_event'])[:10]} .. "
+             f"{str(led['last_event'])[:10]}")
+    prog.say(f"splits: train {c.start:%Y-%m-%d} .. {c.train_end:%Y-%m-%d}, calibration .. "
+             f"{c.calibration_end:%Y-%m-%d}, test window {c.calibration_end:%Y-%m-%d} .. "
+             f"{c.test_end:%Y-%m-%d}")
     gate = check_min_data(split, config)  # before any MLflow run: a refusal leaves no trace
     if not register:
-        return _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
-                                 caveats)
-    with registry.run(config.training.experiment_name, run_name, tracking_uri) as active:
         result = _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
-                                   caveats)
+                                   caveats, prog)
+        result.bundle.ledger = result.ledger = led
+        result.reconciliation = recon
+        return result
+    name = registry.model_name(config.training.registered_model_name, led["name"])
+    with registry.run(name, run_name, tracking_uri) as active:
+        mlflow.set_tags(ledger_tags(led))
+        result = _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
+                                   caveats, prog)
+        result.bundle.ledger = result.ledger = led
+        result.reconciliation = recon
+        result.registered_model = name
         if caveats:
             mlflow.set_tag("caveats", " | ".join(caveats))
         result.run_id = active.info.run_id
-        _log_and_register(result, config, seed, tracking_uri, with_report)
+        with prog.stage("logging to MLflow and registering"):
+            _log_and_register(result, config, seed, tracking_uri, with_report)
     return result
+
+
+def _headline_tags(metrics: dict, split: SplitResult) -> dict[str, str]:
+    """The version tags `paydelay models` lists: test window and headline figures."""
+    p = registry.METRIC_TAG_PREFIX
+    tags = {registry.TEST_WINDOW_TAG: f"{split.cutoffs.calibration_end} .. "
+                                      f"{split.cutoffs.test_end}"}
+    for scope, suffix in (("risk_posting", "_posting"), ("risk", "")):
+        for m in ("roc_auc", "brier", "ece"):
+            v = metrics.get(scope, {}).get(m)
+            if v is not None and np.isfinite(v):
+                tags[f"{p}{m}{suffix}"] = f"{float(v):.6g}"
+    return tags
 
 
 def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
@@ -350,13 +516,17 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
         "seed": seed, "feature_set_version": b.feature_set_version,
         "grace_days": config.features.grace_days, "window": split.cutoffs.as_dict(),
         "rows": split.counts["rows"].to_dict(), "config": config.model_dump(mode="json"),
+        "ledger": {k: v for k, v in result.ledger.items()},
     })
     registry.log_metrics(result.metrics)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         split.counts.to_csv(tmp / "split_counts.csv")
+        if result.reconciliation is not None:
+            result.reconciliation.frame().to_csv(tmp / "reconciliation.csv", index=False)
         (tmp / "headline_metrics.json").write_text(json.dumps(json_safe(result.metrics),
                                                               indent=1))
+        (tmp / "headline.md").write_text(result.headline_table(True).to_markdown())
         if with_report:
             _log_report_and_plots(result, tmp)
         mlflow.log_artifacts(str(tmp), artifact_path="evaluation")
@@ -364,15 +534,19 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
                                  b.contract.features)
         model_uri = registry.log_bundle(b, X_example, tmp / "bundle")
 
-    name = config.training.registered_model_name
+    name = result.registered_model or registry.model_name(
+        config.training.registered_model_name, result.ledger.get("name", DEFAULT_LEDGER))
     champion_metrics, champion_note = None, ""
     if registry.champion_version(name, tracking_uri) is not None:
-        champion_metrics, champion_note = _champion_on_holdout(result, config, tracking_uri)
+        champion_metrics, champion_note = _champion_on_holdout(result, name, tracking_uri)
     result.model_version = registry.register(model_uri, name, tags={
-        "feature_set_version": b.feature_set_version, "seed": str(seed)})
+        "feature_set_version": b.feature_set_version, "seed": str(seed),
+        **ledger_tags(result.ledger), **_headline_tags(result.metrics, split)})
     new = {"roc_auc": result.metrics["risk"]["roc_auc"], "brier": result.metrics["risk"]["brier"]}
     decision = registry.promotion_decision(new, champion_metrics, config.training.promotion)
-    if champion_note:
+    if champion_metrics is None and champion_note:  # a champion exists but was not compared
+        decision = registry.Decision(True, champion_note, new, None)
+    elif champion_note:
         decision = registry.Decision(decision.promote, f"{decision.reason}; {champion_note}",
                                      decision.new, decision.champion)
     client = registry.configure(tracking_uri)
@@ -381,30 +555,48 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
     if champion_metrics:
         registry.log_metrics({"gate.champion_roc_auc": champion_metrics["roc_auc"],
                               "gate.champion_brier": champion_metrics["brier"]})
-    mlflow.set_tags({"alias": result.alias, "gate": decision.reason})
+    mlflow.set_tags({"alias": result.alias, "gate": decision.reason,
+                     "registered_model": name})
     log.info("model %s v%s -> @%s (%s)", name, result.model_version, result.alias,
              decision.reason)
 
 
-def _champion_on_holdout(result: TrainResult, config: PaydelayConfig,
+def _champion_on_holdout(result: TrainResult, name: str,
                          tracking_uri: str | None) -> tuple[dict | None, str]:
-    """The current champion's ROC-AUC / Brier on the new run's holdout rows."""
+    """The current champion's ROC-AUC / Brier on the new run's holdout rows, and a note on what
+    the comparison means; (None, why) when the champion is not comparable: another ledger or
+    feature set is never compared."""
+    champ = registry.load_bundle("champion", name, tracking_uri)
+    version = champ.source.get("version")
+    led = result.ledger
+    mismatch = ledger_mismatch(champ, led.get("name"), result.bundle.feature_set_version)
+    if mismatch:
+        return None, (f"champion v{version} not compared: {mismatch.split(' (')[0]}; this model "
+                      f"is promoted on its own holdout figures (`paydelay rollback` restores "
+                      f"v{version})")
     try:
-        champ = registry.load_bundle("champion", config.training.registered_model_name,
-                                     tracking_uri)
         pred = score(champ, result.test_rows)
-    except (ValueError, KeyError) as exc:  # e.g. an older feature set the rows no longer carry
-        return None, f"champion could not score this holdout ({exc}); promoted on its own merit"
+    except (ValueError, KeyError) as exc:  # e.g. columns the rows no longer carry
+        return None, (f"champion v{version} could not score this holdout ({exc}); this model "
+                      "is promoted on its own holdout figures")
     used = result.test_rows["risk_used"].to_numpy(dtype=bool)
     m = risk_metrics(result.test_rows["target_late"].to_numpy(dtype="float64")[used],
                      pred["p_late"].to_numpy(dtype="float64")[used])
-    note = ""
-    champ_cal_end = champ.training_window.get("calibration_end")
-    if champ_cal_end and pd.Timestamp(champ_cal_end) > result.split.cutoffs.calibration_end:
-        note = (f"the champion was fitted on data up to {champ_cal_end}, inside this holdout: "
-                "the comparison favours the champion")
-    return {"roc_auc": m["roc_auc"], "brier": m["brier"],
-            "version": champ.source.get("version")}, note
+    c = result.split.cutoffs
+    notes = [f"both scored on this run's test window {c.calibration_end:%Y-%m-%d} .. "
+             f"{c.test_end:%Y-%m-%d}"]
+    fit_end = champ.training_window.get("fit_end") or champ.training_window.get(
+        "calibration_end")
+    if fit_end and pd.Timestamp(fit_end) > c.calibration_end:
+        notes.append(f"the champion was fitted on data up to {pd.Timestamp(fit_end):%Y-%m-%d}, "
+                     "inside this test window: the comparison favours the champion")
+    champ_led = champ.ledger or {}
+    if champ_led.get("hash") and champ_led.get("hash") != led.get("hash"):
+        notes.append(f"the champion learned another extract of this ledger "
+                     f"({champ_led.get('n_invoices')} invoices up to "
+                     f"{str(champ_led.get('last_event'))[:10]}; now {led.get('n_invoices')} "
+                     f"up to {str(led.get('last_event'))[:10]})")
+    return {"roc_auc": m["roc_auc"], "brier": m["brier"], "version": version}, "; ".join(notes)
 
 
 def _log_report_and_plots(result: TrainResult, out: Path) -> None:
@@ -430,15 +622,41 @@ def _log_report_and_plots(result: TrainResult, out: Path) -> None:
 # --- re-evaluate ----------------------------------------------------------------------------------
 def evaluate(rows: pd.DataFrame, config: PaydelayConfig, alias_or_version: str | int = "champion",
              tracking_uri: str | None = None, truth: pd.DataFrame | None = None,
-             which: str = "test") -> dict:
-    """Headline metrics of a registered model on the `which` slice of `rows` (cut by `config`)."""
+             which: str = "test", *, ledger: str | None = None, rows_ledger: str | None = None,
+             force: bool = False) -> dict:
+    """Headline metrics of a registered model on the `which` slice of `rows` (cut by `config`).
+
+    The model is `<training.registered_model_name>-<ledger>` at `alias_or_version`; `ledger`
+    defaults to the rows' ledger (`rows_ledger`, else rows.attrs["ledger"]["name"] /
+    ["ledger_name"]). Rows of another ledger or feature set than the model's raise
+    LedgerMismatchError; with force=True they are scored and the result's "warnings" says so.
+    The result also carries the model's source, its ledger and the slice's window (for
+    training.report.headline_table)."""
+    attrs_ledger = rows.attrs.get("ledger")
+    rows_ledger = rows_ledger or (attrs_ledger.get("name") if isinstance(attrs_ledger, dict)
+                                  else attrs_ledger) or rows.attrs.get("ledger_name")
     bundle = registry.load_bundle(alias_or_version, config.training.registered_model_name,
-                                  tracking_uri)
+                                  tracking_uri, ledger=ledger or rows_ledger)
+    version = (str(rows["feature_set_version"].iloc[0])
+               if "feature_set_version" in rows and len(rows) else None)
+    warnings = []
+    mismatch = ledger_mismatch(bundle, rows_ledger, version)
+    if mismatch:
+        src = bundle.source
+        msg = f"{src.get('registered_model')} v{src.get('version')}: {mismatch}"
+        if not force:
+            raise LedgerMismatchError(msg + "; pass --force to evaluate anyway")
+        warnings.append(msg)
     split = split_rows(rows, config)
     frame = _training_rows(split.frame(which), config)
     end = {"train": split.cutoffs.train_end, "calibration": split.cutoffs.calibration_end,
            "test": split.cutoffs.test_end}[which]
     pred = score(bundle, frame)
-    out = headline_metrics(frame, pred, config, end, truth)
+    baseline = _baselines(split, frame, config).get("hist_avg_delay")
+    out = headline_metrics(frame, pred, config, end, truth, baseline)
     out["model"] = bundle.source
+    out["ledger"] = bundle.ledger
+    out["window"] = {**split.cutoffs.as_dict(),
+                     "fit_end": bundle.training_window.get("fit_end"), "slice": which}
+    out["warnings"] = warnings
     return out

@@ -18,6 +18,8 @@ study is reproducible from its seed. Budget: `training.tuning.n_trials` and `tim
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import lightgbm as lgb
 import mlflow
@@ -111,8 +113,24 @@ def _study(seed: int) -> optuna.Study:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50))
 
 
-def _run(kind: str, objective, base: LgbParams, config: PaydelayConfig, seed: int
-         ) -> tuple[LgbParams, optuna.Study]:
+def trial_reporter(kind: str, n_trials: int, say: Callable[[str], None]):
+    """An Optuna callback saying "risk trial k/n: value (best so far ...), elapsed" per trial."""
+    start = time.perf_counter()
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        state = trial.state.name.lower()
+        value = f"{trial.value:.5f}" if trial.value is not None else state
+        try:
+            best = f"{study.best_value:.5f} (trial {study.best_trial.number + 1})"
+        except ValueError:  # no completed trial yet
+            best = "-"
+        say(f"{kind} tuning: trial {trial.number + 1}/{n_trials} {value}, best so far {best}, "
+            f"{time.perf_counter() - start:.0f} s")
+    return callback
+
+
+def _run(kind: str, objective, base: LgbParams, config: PaydelayConfig, seed: int,
+         progress: Callable[[str], None] | None = None) -> tuple[LgbParams, optuna.Study]:
     def wrapped(trial: optuna.Trial) -> float:
         params = suggest_params(trial, base)
         try:
@@ -126,15 +144,19 @@ def _run(kind: str, objective, base: LgbParams, config: PaydelayConfig, seed: in
     tc = config.training.tuning
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _study(seed)
-    study.optimize(wrapped, n_trials=tc.n_trials, timeout=tc.timeout_s, n_jobs=1)
+    callbacks = [trial_reporter(kind, tc.n_trials, progress)] if progress else None
+    study.optimize(wrapped, n_trials=tc.n_trials, timeout=tc.timeout_s, n_jobs=1,
+                   callbacks=callbacks)
     best = base.model_copy(update=study.best_trial.params)
     log.info("%s tuning: best %.5f with %s", kind, study.best_value, study.best_trial.params)
     return best, study
 
 
 def tune(train: pd.DataFrame, contract: ModelContract, categories: dict[str, list[str]],
-         config: PaydelayConfig, seed: int) -> dict[str, object]:
+         config: PaydelayConfig, seed: int,
+         progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Best LgbParams for "risk" and "payment" (plus the studies' best values / trial counts).
+    `progress` receives one line per trial (trial k/n, its value, the best so far).
 
     `train` is the train slice from training.splits (with target_* / *_used columns).
     """
@@ -172,8 +194,8 @@ def tune(train: pd.DataFrame, contract: ModelContract, categories: dict[str, lis
             callbacks=[pruning_callback(trial, "quantile")])
         return float(np.mean(np.abs(zv - booster.predict(Xpv))) / 2)  # pinball at q = 0.5
 
-    best_risk, rs = _run("risk", risk_objective, tc.risk, config, seed)
-    best_pay, ps = _run("payment", payment_objective, tc.payment, config, seed)
+    best_risk, rs = _run("risk", risk_objective, tc.risk, config, seed, progress)
+    best_pay, ps = _run("payment", payment_objective, tc.payment, config, seed, progress)
     return {"risk": best_risk, "payment": best_pay,
             "summary": {"risk_best_logloss": rs.best_value, "risk_trials": len(rs.trials),
                         "payment_best_pinball_days": ps.best_value,

@@ -2,8 +2,8 @@
 
 `PaydelayConfig` is the root: the seed at its top (passed down explicitly, so a run is reproduced
 by its config file alone) and one section per stage, each in its own module beside this one:
-simulator, features (point in time), training, evaluation, rules (the SAP-style strategy) and
-serving. Each stage takes its own section as an argument.
+simulator, features (point in time), training, evaluation, rules (the SAP-style strategy),
+serving and sap (reading SAP table extracts). Each stage takes its own section as an argument.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from features.config.base import Section
 from features.config.evaluation import EvaluationConfig
 from features.config.features import FeatureConfig
 from features.config.rules import RuleStrategyConfig
+from features.config.sap import SapConfig
 from features.config.serving import ServingConfig
 from features.config.simulator import SimulatorConfig
 from features.config.training import TrainingConfig
@@ -28,6 +29,7 @@ class PaydelayConfig(Section):
     rule_strategy: RuleStrategyConfig = RuleStrategyConfig()
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
+    sap: SapConfig = SapConfig()
 
 
 def load_config(path: str | Path | None = None) -> PaydelayConfig:

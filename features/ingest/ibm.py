@@ -28,10 +28,16 @@ invoice amount and dispute_case_id "D<invoiceNumber>", and it is never resolved 
 So a feature such as "dispute open at t" is known from the posting onwards, which is optimistic:
 the real dispute may have been raised later, possibly because the invoice was already late. Any
 model report on this data must state it (DISPUTE_CAVEAT).
+
+The file ships in the repository (data/external/ibm_ar/, with SOURCE.md and SHA256SUMS). The
+loader checks the file against the SHA256SUMS beside it, when there is one listing it, and says
+in one line what is wrong when the file is missing or altered. Every invoice and row is
+reconciled from the CSV to the ledger (SourceLedger.reconciliation, stage "ibm").
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +46,14 @@ import pandas as pd
 
 from features import paths, schema
 from features.ingest.derive import add_calculated_activities
+from features.ingest.io import EventLogError
 from features.ingest.validate import validate_event_log
+from features.reconcile import Reconciliation, combine, reconcile_counts, reconcile_ids
 
 A = schema.Activity
 SOURCE_SYSTEM = "IBM_AR_SAMPLE"
+STAGE = "ibm"
+CHECKSUMS = "SHA256SUMS"
 IBM_COLUMNS: tuple[str, ...] = (
     "countryCode", "customerID", "PaperlessDate", "invoiceNumber", "InvoiceDate", "DueDate",
     "InvoiceAmount", "Disputed", "SettledDate", "PaperlessBill", "DaysToSettle", "DaysLate",
@@ -65,6 +75,11 @@ class SourceLedger:
     master: pd.DataFrame
     last_refresh: pd.Timestamp
     caveats: tuple[str, ...] = field(default_factory=tuple)
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)
+
+
+class SampleFileError(EventLogError):
+    """The sample file is altered (its checksum differs from SHA256SUMS)."""
 
 
 def _rows(mask: pd.Series, limit: int = 5) -> str:
@@ -72,9 +87,33 @@ def _rows(mask: pd.Series, limit: int = 5) -> str:
     return ", ".join(str(i + 2) for i in idx[:limit]) + (" ..." if len(idx) > limit else "")
 
 
+def _restore_hint(path: Path) -> str:
+    if path.resolve() == paths.IBM_AR_CSV.resolve():
+        return ("it ships with the repository in data/external/ibm_ar/ (SOURCE.md says where it "
+                "comes from): restore it with `git checkout -- data/external/ibm_ar`")
+    return f"pass the path of the IBM sample CSV (the repository's copy is {paths.IBM_AR_CSV})"
+
+
+def verify_checksum(path: Path) -> None:
+    """Compare the file with its line in the SHA256SUMS beside it (no such line: no check)."""
+    sums = path.parent / CHECKSUMS
+    if not sums.is_file():
+        return
+    want = {name.strip().lstrip("*"): digest for digest, _, name in
+            (line.strip().partition(" ") for line in sums.read_text().splitlines() if line.strip())}
+    if path.name not in want:
+        return
+    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    if got != want[path.name]:
+        raise SampleFileError(
+            f"IBM AR sample {path}: sha256 {got[:12]}... differs from {sums.name} "
+            f"({want[path.name][:12]}...): the file was altered; {_restore_hint(path)}")
+
+
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise FileNotFoundError(f"IBM AR sample {path}: no such file")
+        raise FileNotFoundError(f"IBM AR sample {path}: no such file; {_restore_hint(path)}")
+    verify_checksum(path)
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
                       encoding="utf-8-sig")
     missing = [c for c in IBM_COLUMNS if c not in raw.columns]
@@ -182,6 +221,16 @@ def _events(df: pd.DataFrame) -> pd.DataFrame:
     return events
 
 
+def ibm_reconciliation(df: pd.DataFrame, events: pd.DataFrame) -> Reconciliation:
+    """CSV rows and invoices against the ledger's events and invoices: each row becomes its
+    invoice_posted event; the other activities are added."""
+    added = events["activity"].value_counts().drop(A.INVOICE_POSTED.value, errors="ignore")
+    rows = reconcile_counts(STAGE, "rows (CSV rows -> events)", len(df), len(events),
+                            {f"added: {act}": int(n) for act, n in added.sort_index().items()})
+    invoices = reconcile_ids(STAGE, "invoices", df["invoiceNumber"], events["invoice_id"])
+    return combine(rows, invoices)
+
+
 def load_ibm_ar(path: str | Path = paths.IBM_AR_CSV) -> SourceLedger:
     """Read the IBM AR sample into a validated canonical event log and a point-in-time master."""
     path = Path(path)
@@ -193,7 +242,7 @@ def load_ibm_ar(path: str | Path = paths.IBM_AR_CSV) -> SourceLedger:
     if not on_invoice.eq(expected).all():
         raise ValueError(f"IBM AR sample {path}: PaperlessBill does not follow PaperlessDate on "
                          f"line(s) {_rows(~on_invoice.eq(expected))}; the billing-mode reading "
-                         "in features/sources/ibm.py no longer holds")
+                         "in features/ingest/ibm.py no longer holds")
     events = _events(df)
     events["last_refresh"] = last_refresh
     events = add_calculated_activities(validate_event_log(events).events, as_of=last_refresh)
@@ -205,8 +254,10 @@ def load_ibm_ar(path: str | Path = paths.IBM_AR_CSV) -> SourceLedger:
         raise ValueError(f"IBM AR sample {path}: the adapter produced invalid events: "
                          f"{checked.counts}")
     return SourceLedger(events=checked.events, master=master, last_refresh=last_refresh,
-                        caveats=(DISPUTE_CAVEAT,))
+                        caveats=(DISPUTE_CAVEAT,),
+                        reconciliation=ibm_reconciliation(df, checked.events))
 
 
-__all__ = ["SourceLedger", "load_ibm_ar", "billing_master", "segment_as_of", "DISPUTE_CAVEAT",
+__all__ = ["SourceLedger", "load_ibm_ar", "verify_checksum", "SampleFileError",
+           "ibm_reconciliation", "billing_master", "segment_as_of", "DISPUTE_CAVEAT",
            "IBM_COLUMNS", "OUTCOME_COLUMNS"]

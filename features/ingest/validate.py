@@ -7,8 +7,10 @@ that order) that applies. Later checks only look at rows that passed the earlier
 posting quarantines its invoice's other events as "orphan" rather than letting them through.
 
 Parsing rules
-- Dates: ISO 8601 (date only, date and time, optional offset) unless `date_format` is given.
-  Times with an offset are converted to UTC and made naive; naive times are taken as they are.
+- Dates: a format per column, given (`date_format`: one format for every column, or
+  {column: format}) or detected (ISO 8601, else the one common format that reads the column;
+  ambiguous columns are refused, naming column and row): see `features.ingest.dates`. ISO times
+  with an offset are converted to UTC and made naive; naive times are taken as they are.
 - Missing: an empty cell; in non-id columns also nan / NA / N/A / null / None / NaT.
 - Text is stripped of surrounding spaces; ids keep leading zeros.
 - is_written_off accepts true/false, 1/0, yes/no, vrai/faux, oui/non; when missing it is True on
@@ -29,6 +31,18 @@ Definitions
 - Events at the same instant as the posting or as the terminal event are accepted: logs with
   dates only cannot order same-day events.
 
+Invoice-level quarantine (no phantom open items)
+- An invoice whose outcome-deciding event (schema.OUTCOME_ACTIVITIES: incoming payment, credit
+  memo, residual item, clearing, write-off) is quarantined for a reason that leaves its outcome
+  unknown is quarantined as a whole: its other rows go to the quarantine too, with the reason
+  "invoice_quarantined" and the text "invoice quarantined: <the deciding row's reason>". Kept,
+  its posting alone would make a paid invoice look open: an open receivable, a row of the scoring
+  set and a "late" training row. The reasons that do not make the outcome unknown are
+  duplicate_event (the first copy is kept), second_terminal and after_terminal (the invoice's
+  first terminal event stands) and orphan (the invoice has no valid posting, so all its rows are
+  quarantined already). An unknown activity name cannot be told to be a payment: it quarantines
+  its row only, and its name is in the row's reason text.
+
 Clean rows keep their input order (index reset). Unknown extra columns are carried through as
 they are, after our columns.
 """
@@ -36,6 +50,7 @@ they are, after our columns.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
+from features.ingest.dates import format_of, parse_date_formats, parse_dates
 from features.ingest.io import canonicalise_columns, write_table
 
 A = schema.Activity
@@ -72,17 +88,19 @@ REASONS: tuple[Reason, ...] = (
     Reason("second_terminal", "second clearing / write-off of an invoice already closed"),
     Reason("after_terminal", "event after the invoice was cleared or written off "
                              "(not a reversal)"),
+    Reason("invoice_quarantined", "another event of the invoice that decides its outcome "
+                                  "(payment, credit memo, residual item, clearing, write-off) "
+                                  "is quarantined"),
 )
 REASON_TEXT: dict[str, str] = {r.code: r.text for r in REASONS}
 
-# Values an activity must carry for the features to make sense of it.
-ACTIVITY_REQUIRED_VALUES: dict[str, tuple[str, ...]] = {
-    A.INVOICE_POSTED: ("amount", "net_due_date"),
-    A.INCOMING_PAYMENT_POSTED: ("amount",),
-    A.CREDIT_MEMO_POSTED: ("amount",),
-    A.RESIDUAL_ITEM_CREATED: ("amount",),
-    A.PROMISE_TO_PAY_CREATED: ("promised_date",),
-}
+# Values an activity must carry for the features to make sense of it: data of the schema, so the
+# input contract (docs/input_contract.md) and this check read the same table.
+ACTIVITY_REQUIRED_VALUES: dict[str, tuple[str, ...]] = schema.ACTIVITY_REQUIRED_VALUES
+OUTCOME_ACTIVITIES = frozenset(a.value for a in schema.OUTCOME_ACTIVITIES)
+# Row reasons that leave the invoice's outcome known (see "Invoice-level quarantine").
+OUTCOME_KEEPING_REASONS = frozenset({"duplicate_event", "second_terminal", "after_terminal",
+                                     "orphan"})
 DUPLICATE_KEY: tuple[str, ...] = (
     "invoice_id", "activity", "event_time", "amount", "dunning_level", "promised_date",
     "dispute_case_id", "payment_block", "clearing_document", "is_written_off",
@@ -125,9 +143,11 @@ def _missing_mask(series: pd.Series, column: str) -> pd.Series:
     return series.isna()
 
 
-def parse_column(series: pd.Series, kind: str, column: str, date_format: str | None = None
-                 ) -> tuple[pd.Series, pd.Series]:
-    """Parse one raw column to its kind; return (typed values, mask of unparseable cells)."""
+def parse_column(series: pd.Series, kind: str, column: str, date_format: str | None = None,
+                 source: object = "event log") -> tuple[pd.Series, pd.Series]:
+    """Parse one raw column to its kind; return (typed values, mask of unparseable cells).
+
+    date_format is this column's format; None detects it (features.ingest.dates)."""
     missing = _missing_mask(series, column)
     if kind == "string":
         return _text(series).where(~missing).astype("str"), pd.Series(False, index=series.index)
@@ -137,8 +157,7 @@ def parse_column(series: pd.Series, kind: str, column: str, date_format: str | N
         elif pd.api.types.is_datetime64_dtype(series):
             out = series
         else:
-            out = pd.to_datetime(_text(series).where(~missing), format=date_format or "ISO8601",
-                                 errors="coerce", utc=True).dt.tz_localize(None)
+            out = parse_dates(_text(series).where(~missing), column, date_format, source)
         out = out.astype("datetime64[us]")
         return out, out.isna() & ~missing
     if kind in ("float", "int"):
@@ -215,8 +234,33 @@ def _first_per_invoice(frame: pd.DataFrame, tie: pd.Series | None = None) -> pd.
     return first.reindex(frame.index)
 
 
-def validate_event_log(raw: pd.DataFrame, date_format: str | None = None) -> ValidationResult:
-    """Parse and check a raw event log; return clean events, quarantined rows and counts."""
+def _quarantine_invoices(flags: _Flags, invoice: pd.Series, activity: pd.Series) -> None:
+    """Quarantine every row of an invoice whose outcome-deciding event is quarantined."""
+    deciding = (~flags.ok & activity.isin(OUTCOME_ACTIVITIES).fillna(False).to_numpy()
+                & invoice.notna().to_numpy()
+                & ~pd.Series(flags.code).isin(OUTCOME_KEEPING_REASONS).to_numpy())
+    if not deciding.any():
+        return
+    # The first deciding row of the invoice (input order) names the reason.
+    first = pd.Series(np.flatnonzero(deciding).astype(np.float64),
+                      index=invoice[deciding].to_numpy())
+    first = first[~first.index.duplicated(keep="first")]
+    pos = lookup(invoice, first)
+    hit = pos.notna().to_numpy()
+    where = pos[hit].astype(np.int64).to_numpy()
+    text = np.full(len(invoice), None, dtype=object)
+    text[hit] = ("invoice quarantined: " + pd.Series(flags.code[where]).astype(str) + ": "
+                 + pd.Series(flags.text[where]).astype(str)).to_numpy(dtype=object)
+    flags.flag(hit, "invoice_quarantined", text)
+
+
+def validate_event_log(raw: pd.DataFrame,
+                       date_format: str | Iterable[str] | Mapping[str, str] | None = None
+                       ) -> ValidationResult:
+    """Parse and check a raw event log; return clean events, quarantined rows and counts.
+
+    date_format: None (detect per column), one strftime format for every date column,
+    'column=format' strings or a {column: format} mapping (features.ingest.dates)."""
     raw = canonicalise_columns(raw, table="events", source=raw.attrs.get("source", "event log"),
                                warn=False).reset_index(drop=True)
     reserved = [c for c in QUARANTINE_COLUMNS if c in raw.columns]
@@ -225,6 +269,8 @@ def validate_event_log(raw: pd.DataFrame, date_format: str | None = None) -> Val
                          "drop or rename them")
     n = len(raw)
     flags = _Flags(n)
+    formats = parse_date_formats(date_format)
+    source = raw.attrs.get("source", "event log")
     typed: dict[str, pd.Series] = {}
     bad: dict[str, pd.Series] = {}
     for spec in schema.EVENT_COLUMNS:
@@ -232,7 +278,8 @@ def validate_event_log(raw: pd.DataFrame, date_format: str | None = None) -> Val
             continue
         col = raw[spec.name] if spec.name in raw else pd.Series(pd.NA, index=raw.index,
                                                                 dtype="object")
-        typed[spec.name], bad[spec.name] = parse_column(col, spec.kind, spec.name, date_format)
+        typed[spec.name], bad[spec.name] = parse_column(
+            col, spec.kind, spec.name, format_of(formats, spec.name), source)
     activity = normalise_activities(raw["activity"])
     typed["activity"] = activity
 
@@ -300,6 +347,7 @@ def validate_event_log(raw: pd.DataFrame, date_format: str | None = None) -> Val
     reversal = activity.isin(REVERSAL_ACTIVITIES).fillna(False) & ev["amount"].lt(0).fillna(False)
     flags.flag(ev["event_time"].gt(term_time).fillna(False) & ~reversal, "after_terminal",
                "event after the invoice was cleared or written off (not a reversal)")
+    _quarantine_invoices(flags, ev["invoice_id"], activity)
 
     keep = flags.ok
     extras = [c for c in raw.columns if c not in schema.EVENT_COLUMN_NAMES]
@@ -339,7 +387,8 @@ MASTER_REASONS: tuple[Reason, ...] = (
 )
 
 
-def validate_master(raw: pd.DataFrame, date_format: str | None = None
+def validate_master(raw: pd.DataFrame,
+                    date_format: str | Iterable[str] | Mapping[str, str] | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse and check a customer master; return (master, quarantine).
 
@@ -349,11 +398,14 @@ def validate_master(raw: pd.DataFrame, date_format: str | None = None
     raw = canonicalise_columns(raw, table="master", source=raw.attrs.get("source", "master"),
                                warn=False).reset_index(drop=True)
     flags = _Flags(len(raw))
+    formats = parse_date_formats(date_format)
     typed, bad = {}, {}
     for spec in schema.MASTER_COLUMNS:
         col = raw[spec.name] if spec.name in raw else pd.Series(pd.NA, index=raw.index,
                                                                 dtype="object")
-        typed[spec.name], bad[spec.name] = parse_column(col, spec.kind, spec.name, date_format)
+        typed[spec.name], bad[spec.name] = parse_column(
+            col, spec.kind, spec.name, format_of(formats, spec.name),
+            raw.attrs.get("source", "master"))
     for col in ("customer_id", "valid_from"):
         flags.flag(_missing_mask(raw[col], col), "missing_required",
                    f"missing required value in column '{col}'")

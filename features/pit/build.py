@@ -11,12 +11,18 @@ Rows: schema.ROW_KEY_COLUMNS + feature columns (feature_spec order) + schema.LAB
 Categorical features are pandas `category` dtype; the categories are the values seen (risk
 categories and segments in schema order first).
 
+`build_feature_sets` builds both from one replayed log and reconciles them against the ledger
+(features.reconcile): every invoice of the ledger has a training row or a counted reason
+(posted after the end of observation; cleared at or before it was recorded, see
+features.pit.snapshots), every invoice open now a scoring row.
+
 The steps pass Columns (features.pit.columns) from one to the next; the only frame is the one
 `step_rows` assembles at the end, without copying the columns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import schema
+from features.reconcile import Reconciliation, combine, reconcile_counts, reconcile_ids
 from features.config.features import FeatureConfig
 from features.pit.columns import Column, Columns, Instant, as_categorical
 from features.pit.feature_spec import feature_set_version, feature_specs
@@ -34,7 +41,8 @@ from features.pit.item_state import (ITEM_STATE_COLUMNS, ReplayLog, ids_series, 
                                      snapshot_codes, state_arrays)
 from features.pit.labels import EXTRA_LABEL_COLUMNS, label_frame
 from features.pit.master_asof import master_asof_codes, master_features, master_from_events
-from features.pit.snapshots import KINDS, scoring_codes, to_us, training_codes
+from features.pit.snapshots import (KINDS, scoring_codes, snapshot_accounting, to_us,
+                                   training_codes)
 
 VERSION_KEY = b"feature_set_version"
 _KEY_ONLY = frozenset(schema.ROW_KEY_COLUMNS) - {"company_code", "open_amount"}
@@ -149,13 +157,65 @@ def _kinds_of(snapshots: pd.DataFrame, n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ public API --------
-def build_training_set(events: pd.DataFrame, master: pd.DataFrame | None,
+STAGE = "features"
+NEVER_OPEN = ("cleared at or before it was recorded: never open at a known instant (no row; "
+              "counted on time in its customer's history)")
+AFTER_END = "posted after the end of observation"
+AFTER_NOW = "posted after now"
+CLOSED_BY_NOW = "cleared or written off by now (not an open item)"
+GRID_OVER_CAP = "grid snapshots over max_snapshots_per_invoice (a seeded sample is kept)"
+
+
+@dataclass(frozen=True)
+class FeatureSets:
+    """The features stage's output: training rows, scoring rows and their reconciliation."""
+
+    training: pd.DataFrame
+    scoring: pd.DataFrame
+    reconciliation: Reconciliation
+
+
+def features_reconciliation(log: ReplayLog, config: FeatureConfig, training: pd.DataFrame,
+                            scoring: pd.DataFrame, end: int, now: int) -> Reconciliation:
+    """Ledger invoices against the invoices of the training and scoring rows, and the training
+    rows against the eligible snapshots, each difference with its reason."""
+    acc = snapshot_accounting(log, config, end, now)
+    ids = log.invoice_ids
+    to_training = reconcile_ids(STAGE, "invoices -> training rows", ids,
+                                training["invoice_id"].unique(),
+                                {AFTER_END: ids[acc["after_end"]],
+                                 NEVER_OPEN: ids[acc["never_open"]]})
+    to_scoring = reconcile_ids(STAGE, "invoices -> scoring rows (open now)", ids,
+                               scoring["invoice_id"].unique(),
+                               {AFTER_NOW: ids[acc["after_now"]],
+                                CLOSED_BY_NOW: ids[acc["closed_by_now"]]})
+    rows = reconcile_counts(STAGE, "training rows", acc["posting_rows"] + acc["grid_points"],
+                            len(training), {GRID_OVER_CAP: -acc["grid_over_cap"]})
+    return combine(to_training, to_scoring, rows)
+
+
+def build_feature_sets(events: pd.DataFrame, master: pd.DataFrame | None, config: FeatureConfig,
+                       seed: int, end_time: Instant | None = None) -> FeatureSets:
+    """Training rows up to end_time, scoring rows at end_time (both default: last_refresh) and
+    the reconciliation of both against the ledger, from one replayed log."""
+    log = prepare_log(events)
+    end = log.end_time if end_time is None else to_us(end_time)
+    # With the master in hand the steps read only the replayed log: replay the events once.
+    master = master_from_events(events) if master is None else master
+    training = build_training_set(log, master, config, seed, end_time)
+    scoring = build_scoring_set(log, master, config, end_time)
+    return FeatureSets(training, scoring,
+                       features_reconciliation(log, config, training, scoring, end, end))
+
+
+def build_training_set(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
                        config: FeatureConfig, seed: int, end_time: Instant | None = None
                        ) -> pd.DataFrame:
     """Training rows (posting + grid snapshots up to end_time) with features and labels.
 
     end_time (default: last_refresh, else the last event) ends both the snapshots and the
-    observation of outcomes: an outcome known after it is censored.
+    observation of outcomes: an outcome known after it is censored. events may be a replayed
+    log when the master is given.
     """
     log = prepare_log(events)
     end = log.end_time if end_time is None else to_us(end_time)
@@ -165,7 +225,7 @@ def build_training_set(events: pd.DataFrame, master: pd.DataFrame | None,
     return step_rows(log, inv, t, kind, feats, labels, feature_set_version(config))
 
 
-def build_scoring_set(events: pd.DataFrame, master: pd.DataFrame | None,
+def build_scoring_set(events: pd.DataFrame | ReplayLog, master: pd.DataFrame | None,
                       config: FeatureConfig, now: Instant | None = None) -> pd.DataFrame:
     """One row per invoice open at `now` (default last_refresh): keys + features."""
     log = prepare_log(events)
@@ -239,6 +299,7 @@ def summary(df: pd.DataFrame) -> dict:
     return out
 
 
-__all__ = ["build_training_set", "build_scoring_set", "features_at", "write_rows", "read_rows",
+__all__ = ["build_training_set", "build_scoring_set", "build_feature_sets", "FeatureSets",
+           "features_reconciliation", "features_at", "write_rows", "read_rows",
            "summary", "step_item_state", "step_history", "step_master", "step_features",
            "step_rows"]

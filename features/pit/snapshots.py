@@ -8,6 +8,18 @@ write-off) is known at t. Kinds:
   end of observation (last_refresh unless an end_time is given);
 - "now": t = now (default last_refresh), every invoice open then (scoring).
 
+Invoices without a row (counted by `snapshot_accounting`, printed by the features stage):
+- posted after the end of observation;
+- cleared (or written off) at or before the instant its posting is known: never open at a known
+  instant. Decision: no row. At the instant the posting is known the clearing is known too, so a
+  posting row would show its own outcome (open amount 0, paid in full, 0 days to clear), or need
+  an exception to "features use every event known at t". Such an invoice is never in a scoring
+  set either (it is never an open item), so a row would teach the model a population it never
+  scores. It is not lost to the model: it counts, on time, in its customer's payment history from
+  the instant it is known. Measured: 4 of the IBM sample's 2,466 invoices (same-day payments of
+  47 to 71 units; adding them as on-time posting rows moves the at-posting late share from
+  0.3562 to 0.3556) and none of the simulator's; 437 of 8,753 (5 %) of a public ledger.
+
 Cap: at most max_snapshots_per_invoice rows per invoice: the posting row plus, when more grid
 points are eligible than the remaining max - 1 slots, a seeded uniform sample of them (without
 replacement). Sampling across the whole open life keeps overdue states in the training set,
@@ -46,21 +58,52 @@ def _terminal_known(log: ReplayLog) -> np.ndarray:
     return np.where(term >= 0, log.known[np.maximum(term, 0)], _NEVER)
 
 
+def _eligible(log: ReplayLog, config: FeatureConfig, end: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per invoice: posting known time, terminal known time, open when its posting is known
+    (and by end), and the number of grid points while open up to end (before the cap)."""
+    post = log.known[log.post_idx]
+    term = _terminal_known(log)
+    open_at_post = (post <= end) & (term > post)
+    grid = np.int64(config.grid_days) * DAY_US
+    # Largest k with post + k*grid < term, and with post + k*grid <= end.
+    k_term = np.where(term == _NEVER, _NEVER, (term - post - 1) // grid)
+    k_end = np.where(post <= end, (end - post) // grid, -1)
+    m = np.where(open_at_post, np.maximum(np.minimum(k_term, k_end), 0), 0)
+    return post, term, open_at_post, m
+
+
+def snapshot_accounting(log: ReplayLog, config: FeatureConfig, end_time: int | None = None,
+                        now: int | None = None) -> dict[str, np.ndarray | int]:
+    """Why invoices have no training or scoring row, and the grid points the cap leaves out.
+
+    Invoice masks (by invoice code): "after_end" posted after the end of observation,
+    "never_open" cleared or written off at or before its posting was known (see the module
+    docstring), "after_now" posted after now, "closed_by_now" terminal event known by now;
+    counts: "posting_rows", "grid_points" (eligible), "grid_over_cap" (left out by the cap)."""
+    end = log.end_time if end_time is None else int(end_time)
+    now = log.end_time if now is None else int(now)
+    post, term, open_at_post, m = _eligible(log, config, end)
+    slots = config.max_snapshots_per_invoice - 1
+    return {
+        "after_end": post > end,
+        "never_open": (post <= end) & (term <= post),
+        "after_now": post > now,
+        "closed_by_now": (post <= now) & (term <= now),
+        "posting_rows": int(open_at_post.sum()),
+        "grid_points": int(m.sum()),
+        "grid_over_cap": int(np.maximum(m - slots, 0).sum()),
+    }
+
+
 def training_codes(log: ReplayLog, config: FeatureConfig, seed: int,
                    end_time: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(invoice code, t in us, kind index) of the training snapshots, sorted by (t, invoice)."""
     end = log.end_time if end_time is None else int(end_time)
     n_inv = log.n_invoices
     codes = np.arange(n_inv, dtype=np.int64)
-    post = log.known[log.post_idx]
-    term = _terminal_known(log)
-    open_at_post = (post <= end) & (term > post)
-
+    post, _, open_at_post, m = _eligible(log, config, end)
     grid = np.int64(config.grid_days) * DAY_US
-    # Largest k with post + k*grid < term, and with post + k*grid <= end.
-    k_term = np.where(term == _NEVER, _NEVER, (term - post - 1) // grid)
-    k_end = np.where(post <= end, (end - post) // grid, -1)
-    m = np.where(open_at_post, np.maximum(np.minimum(k_term, k_end), 0), 0)
     slots = config.max_snapshots_per_invoice - 1
 
     rep = np.repeat(codes, m)
@@ -124,4 +167,5 @@ def scoring_snapshots(events: pd.DataFrame | ReplayLog, now: Instant | None = No
 
 
 __all__ = ["training_snapshots", "scoring_snapshots", "training_codes", "scoring_codes",
+           "snapshot_accounting",
            "snapshot_frame", "KINDS", "to_us"]

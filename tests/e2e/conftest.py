@@ -19,6 +19,7 @@ from serving.launcher import running_server, server_env
 
 TOKEN = "e2e-token-5d1c"
 READY_TIMEOUT_S = 120
+BODY_TIMEOUT_S = 3  # a stalled upload is cut after this (the 408 test waits for it)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Server:
     log_path: Path
     token: str
     registered: object
+    env: dict | None = None
 
     def client(self, token: bool = True) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if token else {}
@@ -50,11 +52,12 @@ def server(registered, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e-server")
     log_path = workdir / "server.log"
     env = server_env(tracking_uri=registered.tracking_uri, token=TOKEN, workers=1,
-                     extra={"BENTOML_HOME": str(workdir / "bentoml")})
+                     extra={"BENTOML_HOME": str(workdir / "bentoml"),
+                            "PAYDELAY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)})
     env.pop("PAYDELAY_STORE_PATH", None)
     # A server that never gets ready raises with the tail of its log in the message.
     with running_server(env, log_path, ready_timeout_s=READY_TIMEOUT_S) as url:
-        yield Server(url, log_path, TOKEN, registered)
+        yield Server(url, log_path, TOKEN, registered, env)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from features.ingest.derive import (
     master_from_events,
 )
 from features.ingest.validate import validate_event_log
+from features.simulate.ledger import simulate_ledger
 
 AS_OF = "2024-03-01"
 T = pd.Timestamp
@@ -197,8 +198,7 @@ def test_master_from_events():
 
 
 def test_rederiving_a_simulated_ledger_gives_back_its_calculated_events():
-    simulate = pytest.importorskip("features.simulate.ledger")
-    ledger = simulate.simulate_ledger(
+    ledger = simulate_ledger(
         SimulatorConfig(n_customers=40, n_invoices=600, months=12), seed=3)
     events = validate_event_log(ledger.events).events
     calculated = [a.value for a in schema.CALCULATED_ACTIVITIES]

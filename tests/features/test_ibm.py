@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+
 import pandas as pd
 import pytest
 
 from features import paths, schema
-from features.ingest.ibm import DISPUTE_CAVEAT, OUTCOME_COLUMNS, load_ibm_ar
+from features.ingest.ibm import (DISPUTE_CAVEAT, OUTCOME_COLUMNS, SampleFileError, load_ibm_ar,
+                                 verify_checksum)
+from features.reconcile import IN, OUT
 from features.ingest.validate import validate_event_log
 
 T = pd.Timestamp
 HEADER = ("countryCode,customerID,PaperlessDate,invoiceNumber,InvoiceDate,DueDate,InvoiceAmount,"
           "Disputed,SettledDate,PaperlessBill,DaysToSettle,DaysLate\n")
 
-needs_file = pytest.mark.skipif(not paths.IBM_AR_CSV.is_file(),
-                                reason=f"IBM AR sample not found at {paths.IBM_AR_CSV}")
-
-
 @pytest.fixture(scope="module")
 def ledger():
     return load_ibm_ar()
 
 
-@needs_file
 def test_shape_and_outcomes(ledger):
     ev = ledger.events
     posted = ev[ev["activity"] == "invoice_posted"]
@@ -42,7 +42,6 @@ def test_shape_and_outcomes(ledger):
     assert DISPUTE_CAVEAT in ledger.caveats
 
 
-@needs_file
 def test_no_outcome_columns_and_ids_keep_zeros(ledger):
     ev = ledger.events
     assert list(ev.columns) == list(schema.EVENT_COLUMN_NAMES)
@@ -52,14 +51,12 @@ def test_no_outcome_columns_and_ids_keep_zeros(ledger):
     assert ev["invoice_id"].str.len().eq(10).all()
 
 
-@needs_file
 def test_validation_quarantines_nothing(ledger):
     result = validate_event_log(ledger.events)
     assert result.quarantine.empty and result.counts == {}
     assert len(result.events) == len(ledger.events)
 
 
-@needs_file
 def test_one_late_disputed_invoice_in_detail(ledger):
     # 406,8976-AMJEO,3/3/2012,0007900770,1/26/2013,2/25/2013,61.74,Yes,3/3/2013,Electronic,36,6
     inv = ledger.events[ledger.events["invoice_id"] == "0007900770"]
@@ -76,7 +73,6 @@ def test_one_late_disputed_invoice_in_detail(ledger):
     assert (inv["customer_segment"] == "paperless").all()  # switched on 2012-03-03
 
 
-@needs_file
 def test_billing_mode_is_point_in_time(ledger):
     # Customer 6708-DPYTF went paperless on 2012-08-02; its invoice of that very day was
     # still billed on paper (PaperlessBill=Paper in the file).
@@ -141,3 +137,37 @@ def test_bad_files_raise_naming_the_line(tmp_path, line, message):
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.csv"):
         load_ibm_ar(tmp_path / "absent.csv")
+
+
+def test_the_sample_ships_in_the_repository_with_its_checksum():
+    assert paths.IBM_AR_CSV.is_relative_to(paths.ROOT / "data" / "external")
+    verify_checksum(paths.IBM_AR_CSV)  # raises when the committed file was altered
+    sums = (paths.IBM_AR_CSV.parent / "SHA256SUMS").read_text()
+    assert hashlib.sha256(paths.IBM_AR_CSV.read_bytes()).hexdigest() in sums
+
+
+def test_an_altered_copy_is_refused_in_one_line(tmp_path):
+    copy = tmp_path / paths.IBM_AR_CSV.name
+    shutil.copy(paths.IBM_AR_CSV, copy)
+    shutil.copy(paths.IBM_AR_CSV.parent / "SHA256SUMS", tmp_path / "SHA256SUMS")
+    load_ibm_ar(copy)  # an intact copy with its SHA256SUMS loads
+    copy.write_bytes(copy.read_bytes().replace(b"391,", b"392,", 1))
+    with pytest.raises(SampleFileError, match=r"differs from SHA256SUMS .* altered") as err:
+        load_ibm_ar(copy)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_default_file_says_how_to_restore_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(paths, "IBM_AR_CSV", tmp_path / "gone.csv")
+    with pytest.raises(FileNotFoundError, match=r"gone.csv: no such file; .*git checkout"):
+        load_ibm_ar(tmp_path / "gone.csv")
+
+
+def test_every_invoice_and_row_is_reconciled(ledger):
+    rec = ledger.reconciliation
+    assert rec.balanced
+    assert rec.count("ibm", "invoices", IN) == rec.count("ibm", "invoices", OUT) == 2466
+    what = "rows (CSV rows -> events)"
+    assert rec.count("ibm", what, IN) == 2466
+    assert rec.count("ibm", what, "added: due_date_passed") == 877
+    assert rec.count("ibm", what, OUT) == len(ledger.events) == 8836

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from features import paths, schema
+from features import schema
 from features.pit.build import build_training_set, summary
 from features.config.features import FeatureConfig
 from features.ingest.ibm import load_ibm_ar
@@ -168,8 +168,6 @@ def test_labels_come_from_after_t():
 
 def test_ibm_sample_builds_and_reports_censoring():
     """The IBM AR sample (every invoice settled) builds; a mid-file cutoff censors the rest."""
-    if not paths.IBM_AR_CSV.is_file():
-        pytest.skip(f"IBM AR sample not found at {paths.IBM_AR_CSV}")
     ledger = load_ibm_ar()
     full = build_training_set(ledger.events, ledger.master, FeatureConfig(), seed=0)
     s = summary(full)

@@ -14,8 +14,8 @@ import pytest
 from features import schema
 from features.config.features import FeatureConfig
 from features.config.simulator import SimulatorConfig
-from features.pit.build import (build_scoring_set, build_training_set, features_at, read_rows,
-                                write_rows)
+from features.pit.build import (AFTER_END, NEVER_OPEN, build_feature_sets, build_scoring_set,
+                                build_training_set, features_at, read_rows, write_rows)
 from features.pit.columns import columns_of, frame_of, instants
 from features.pit.dictionary import data_dictionary, write_data_dictionary
 from features.pit.feature_spec import (CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SET_VERSION,
@@ -25,6 +25,7 @@ from features.pit.invoice_features import invoice_features
 from features.pit.item_state import ITEM_STATE_COLUMNS, Queries, StepIndex, item_state_at
 from features.pit.labels import EXTRA_LABEL_COLUMNS
 from features.simulate.ledger import simulate_ledger
+from features.reconcile import OUT
 from reference import DAY, Reference, adversarial_ledger, event_frame, invoice_rows
 
 CONFIG = FeatureConfig(grace_days=2)
@@ -318,3 +319,41 @@ def test_catalogue_contract(simulated):
         md.unlink()
         csv.unlink()
         md.parent.rmdir()
+
+
+@pytest.mark.parametrize("cutoff", [None, "2024-07-01"])
+def test_reconciliation_equals_reference(adversarial, cutoff):
+    """Every invoice without a training row is counted under the reason the slow reference
+    gives it: posted after the end, or never open at a known instant (cleared at or before its
+    posting was known; no row, by decision: see features.pit.snapshots)."""
+    events, master = adversarial
+    customer = events["customer_id"].iloc[0]
+    paid = {"activity": schema.Activity.INCOMING_PAYMENT_POSTED.value, "customer_id": customer,
+            "amount": 50.0}
+    cleared = {"activity": schema.Activity.INVOICE_CLEARED.value, "customer_id": customer}
+    never = event_frame([
+        # N1: paid and cleared at its posting instant (a date-only log's same-day payment).
+        invoice_rows("N1", customer, "2024-03-04", "2024-04-03", 50.0),
+        {**paid, "invoice_id": "N1", "event_time": "2024-03-04"},
+        {**cleared, "invoice_id": "N1", "event_time": "2024-03-04"},
+        # N2: entered in the system two days after it was cleared.
+        invoice_rows("N2", customer, "2024-05-06", "2024-06-05", 50.0,
+                     recorded_time="2024-05-12"),
+        {**paid, "invoice_id": "N2", "event_time": "2024-05-10"},
+        {**cleared, "invoice_id": "N2", "event_time": "2024-05-10"},
+    ], events["last_refresh"].max())
+    events = pd.concat([events, never.astype(events.dtypes.to_dict())], ignore_index=True)
+    cfg = FeatureConfig()
+    sets = build_feature_sets(events, master, cfg, seed=4, end_time=cutoff)
+    ref = Reference(events, master, cfg, end_time=cutoff)
+    after_end = [i for i, p in ref.posting.items() if p["known"] > ref.end]
+    never_open = [i for i, p in ref.posting.items()
+                  if p["known"] <= ref.end and not ref.is_open(i, p["known"])]
+    assert {"N1", "N2"} <= set(never_open)
+    rec, what = sets.reconciliation, "invoices -> training rows"
+    assert rec.balanced
+    assert rec.count("features", what, AFTER_END) == -len(after_end)
+    assert rec.count("features", what, NEVER_OPEN) == -len(never_open)
+    assert not set(never_open) & set(sets.training["invoice_id"])
+    assert not set(never_open) & set(sets.scoring["invoice_id"])
+    assert rec.count("features", what, OUT) == sets.training["invoice_id"].nunique()

@@ -90,7 +90,8 @@ ROWS = [
      "", ""),
     ("bad_event_time", None, "2024-13-45", "dunning_run", "0001", "C001", "", "", "1", "", "", "",
      ""),
-    ("bad_value", None, "2024-01-25", "incoming_payment_posted", "0002", "C001", "", "12,x", "",
+    # (A bad payment would quarantine its whole invoice: see test_invoice_quarantine.py.)
+    ("bad_value", None, "2024-01-25", "dispute_case_created", "0002", "C001", "", "12,x", "",
      "", "", "", ""),
     ("bad_value", None, "2024-02-16", "dunning_run", "0001", "C001", "", "", "2.5", "", "", "",
      ""),
@@ -130,6 +131,14 @@ ROWS = [
      "", "", ""),
     ("after_terminal", None, "2024-03-10", "incoming_payment_posted", "0003", "C002", "", "80",
      "", "", "", "", ""),
+    # Invoice 0013: paid and cleared "before" its posting (a typo in the posting date). Without
+    # its outcome the posting would be a phantom open item, so the invoice goes as a whole.
+    ("invoice_quarantined", None, "2024-02-01", "invoice_posted", "0013", "C004", "2024-03-02",
+     "60", "", "", "", "", ""),
+    ("before_posting", None, "2024-01-20", "incoming_payment_posted", "0013", "C004", "", "60",
+     "", "", "", "", ""),
+    ("before_posting", None, "2024-01-20", "invoice_cleared", "0013", "C004", "", "", "", "",
+     "0100000013", "", ""),
     # A positive credit memo after clearing is not a reversal.
     ("after_terminal", None, "2024-03-03", "credit_memo_posted", "0001", "C001", "", "50", "", "",
      "", "", ""),

@@ -177,3 +177,38 @@ def test_a_batch_of_requests_answers_each_as_if_alone(world, api, open_state, ma
     scores = score_many(world.model, jobs)
     assert scores[0] == handle_score(world.model, a.as_of, a.items)
     assert scores[2] == handle_score(world.model, b.as_of, b.items)
+
+
+def test_a_request_for_another_ledger_is_refused_with_409(world, request_, monkeypatch):
+    """A request naming a ledger that is not the served model's gets 409 in the one error
+    shape; naming the model's ledger, or none, is scored; /metadata shows the ledger."""
+    from serving.model import from_bundle
+
+    monkeypatch.setattr(world.bundle, "ledger", {"name": "sap-emea", "hash": "abc"},
+                        raising=False)
+    model = from_bundle(world.bundle, world.store, world.config, explainer=False)
+    assert metadata(model)["ledger"]["name"] == "sap-emea"
+    items = request_.items[:3]
+    results = score_many(model, [Job(request_.as_of, items, ledger="ibm-na"),
+                                 Job(request_.as_of, items, ledger="sap-emea"),
+                                 Job(request_.as_of, items)])
+    refused = results[0]
+    assert isinstance(refused, Refused) and refused.status == 409
+    assert refused.body() == {"error": refused.error, "detail": [
+        {"loc": ["ledger"], "msg": "ledger differs from the served model's",
+         "type": "ledger_mismatch"}]}
+    assert results[1]["items"] == results[2]["items"]
+    with pytest.raises(Refused) as err:
+        handle_explain(model, request_.as_of, items[0], ledger="ibm-na")
+    assert err.value.status == 409
+    assert isinstance(rerank_many(model, [Job(request_.as_of, items, ledger="x")])[0], Refused)
+
+
+def test_a_model_without_a_recorded_ledger_accepts_any(world, request_, monkeypatch):
+    from serving.model import from_bundle
+
+    monkeypatch.setattr(world.bundle, "ledger", {}, raising=False)
+    model = from_bundle(world.bundle, world.store, world.config, explainer=False)
+    assert not isinstance(score_many(model, [Job(request_.as_of, request_.items[:2],
+                                                 ledger="any")])[0], Refused)
+    assert metadata(model)["ledger"] is None

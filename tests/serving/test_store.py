@@ -80,3 +80,30 @@ def test_logged_beside_the_run_and_loaded_back(world, tmp_path):
     log_store(world.store, run_id, uri)
     back = load_store_for_run(run_id, uri)
     assert back.n_customers == world.store.n_customers and back.as_of == world.store.as_of
+
+
+def test_a_missing_store_folder_is_named_and_not_created(tmp_path):
+    missing = tmp_path / "nowhere" / "store"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        CustomerStore.load(missing)
+    assert not missing.exists() and not missing.parent.exists()
+    missing.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="has no customer_history.parquet"):
+        CustomerStore.load(missing)
+
+
+def test_a_missing_or_corrupt_registry_is_named_and_nothing_is_created(tmp_path, monkeypatch):
+    """MLflow would create an empty SQLite store at a wrong path and then report a missing
+    model; the loader refuses first, naming the file and what is missing."""
+    from serving.loading import StoreUnavailable, load_serving_model
+
+    db = tmp_path / "models" / "mlflow.db"
+    monkeypatch.delenv("PAYDELAY_RELEASE", raising=False)
+    monkeypatch.delenv("PAYDELAY_STORE_PATH", raising=False)
+    with pytest.raises(StoreUnavailable, match=f"{db} does not exist"):
+        load_serving_model(tracking_uri=f"sqlite:///{db}")
+    assert not db.exists() and not db.parent.exists()
+    db.parent.mkdir()
+    db.write_bytes(b"SELECT * FROM secrets; not a database" * 100)
+    with pytest.raises(StoreUnavailable, match=f"{db} is not a readable MLflow database"):
+        load_serving_model(tracking_uri=f"sqlite:///{db}")

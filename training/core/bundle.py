@@ -50,6 +50,9 @@ class ModelBundle:
     config: dict = field(default_factory=dict)  # PaydelayConfig.model_dump(mode="json")
     training_window: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # The ledger the model learned from (training.core.ledger.fingerprint): name, data window,
+    # invoices, feature-set version, hash. Empty for bundles saved before ledgers had names.
+    ledger: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)  # where it was loaded from (not saved)
     _matrix: MatrixBuilder | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -78,6 +81,7 @@ class ModelBundle:
             "config": self.config,
             "training_window": self.training_window,
             "metrics": self.metrics,
+            "ledger": self.ledger,
         })
 
     def save(self, directory: str | Path) -> list[Path]:
@@ -119,7 +123,7 @@ class ModelBundle:
             conformal=ConformalShift.from_dict(meta["conformal"]),
             seed=int(meta["seed"]), risk_rounds=meta.get("risk_rounds"),
             config=meta["config"], training_window=meta["training_window"],
-            metrics=meta["metrics"],
+            metrics=meta["metrics"], ledger=dict(meta.get("ledger") or {}),
         )
 
 
