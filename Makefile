@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/processed/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast demo lock sample bench clean serve ui bento lint
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: browser help venv test test-fast demo lock sample bench clean serve ui bento lint
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -22,8 +24,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install -q --no-deps -e . --python $(BIN)/python
 	@touch $@
 
-test: venv ## Run the whole test suite (what CI runs)
+test: venv browser ## Run the whole test suite (what CI runs)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
+
+# The worklist page is tested in a real browser: Debian's Chromium and its driver (a browser
+# downloaded by a test tool cannot be fetched on these machines).
+browser: ## Install Debian's chromium and chromium-driver for the page's browser test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
 test-fast: venv ## Tests without the slow end-to-end ones
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow"

@@ -1,6 +1,11 @@
-"""`paydelay`: one thin command per stage (simulate, ingest, features, train, tune, evaluate, bento,
-serve, rerank, demo). Every command only parses options, calls library functions and prints; the work
-lives in features/, training/ and serving/.
+"""`paydelay`: one thin command per stage (simulate, ingest, sap, features, train, tune, evaluate,
+models, bento, serve, rerank, score, monitor, demo). Every command only parses options, calls
+library functions and prints; the work lives in features/, training/ and serving/.
+
+Each command imports its stage's modules when it runs (the `# noqa: PLC0415` imports): pandas,
+LightGBM, MLflow and BentoML take seconds to import, and `paydelay --help` or `paydelay models`
+must answer at once whatever stage the other commands belong to. Nothing else is imported
+inside a function here.
 """
 
 from __future__ import annotations
@@ -8,44 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
-import httpx
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from features import paths
 from features.config import load_config
-from features.ingest import ledger_summary
-from features.ingest.ibm import load_ibm_ar
-from features.ingest.io import EventLogError, write_event_log, write_table
-from features.ingest.ledger_files import read_ledger_dir, write_ledger_dir
-from features.ingest.ledger_in import ingest_ledger, write_ingest
-from features.ingest.sap import SUMMARY as SAP_SUMMARY
-from features.ingest.sap import SapExtractError, run_sap
-from features.ingest.validate import summary as quarantine_summary
-from features.pit.build import build_feature_sets, read_rows, write_rows
-from features.pit.build import summary as training_summary
-from features.pit.dictionary import write_data_dictionary
-from features.pit.feature_spec import feature_set_version
-from features.pit.item_state import item_state_at
-from features.pit.master_asof import master_asof
-from features.pit.snapshots import scoring_snapshots
-from features.reconcile import (IN, OUT, RECONCILIATION_FILE, Reconciliation,
-                                read_reconciliation, write_reconciliation)
-from features.simulate.ledger import simulate_ledger
-from features.simulate.sap_tables import write_ledger_as_sap
-from serving.api_models import items_payload
-from serving.launcher import (InsecureBind, check_bind, command, running_server,
-                              serve_foreground, server_env)
-from serving.release import build_bento
-from serving.store import STORE_DIR, CustomerStore, build_store, log_store
-from training.core.ledger import (ledger_info_from_file, ledger_mismatch, ledger_record, slugify,
-                                  write_ledger_record)
-from training.registry import LEDGER_ENV
 
 app = typer.Typer(
     help="Payment-delay prediction for accounts-receivable collections.\n\n"
@@ -90,6 +67,10 @@ def simulate(
     config: ConfigOpt = None,
 ) -> None:
     """Simulate a realistic receivables ledger (the default data source) and print its summary."""
+    from features.ingest import ledger_summary  # noqa: PLC0415
+    from features.ingest.ledger_files import write_ledger_dir  # noqa: PLC0415
+    from features.simulate.ledger import simulate_ledger  # noqa: PLC0415
+    from features.simulate.sap_tables import write_ledger_as_sap  # noqa: PLC0415
     cfg = _config(config)
     sim = cfg.simulator.model_copy(update={k: v for k, v in
                                            {"n_invoices": invoices, "n_customers": customers}.items()
@@ -117,6 +98,9 @@ def _print_ledger_summary(summary: dict) -> None:
 
 def _print_reconciliation(rec: Reconciliation) -> None:
     """The stage's invoices and rows in against out, every difference with its reason."""
+    from features.reconcile import IN  # noqa: PLC0415
+    from features.reconcile import OUT  # noqa: PLC0415
+    from features.reconcile import Reconciliation  # noqa: PLC0415
     table = Table(title="Reconciliation: in, differences (with their reasons), out")
     for col, justify in (("stage", "left"), ("what", "left"), ("count", "right"),
                          ("reason", "left")):
@@ -141,6 +125,10 @@ def sap(
     """Convert SAP table extracts (BKPF, BSID/BSAD, MHND, FSCM disputes / promises / contacts,
     CDHDR/CDPOS, KNA1/KNB1/KNKK) to a validated ledger; bad rows are quarantined with the table,
     column and row, and every row of every table is reconciled."""
+    from features.ingest import ledger_summary  # noqa: PLC0415
+    from features.ingest.sap import SUMMARY as SAP_SUMMARY  # noqa: PLC0415
+    from features.ingest.sap import SapExtractError  # noqa: PLC0415
+    from features.ingest.sap import run_sap  # noqa: PLC0415
     cfg = _config(config)
     try:
         result = run_sap(extracts, out, cfg.sap)
@@ -180,6 +168,11 @@ def ingest(
 ) -> None:
     """Validate an event log: good rows go on, bad rows (and the invoices they decide) go to a
     quarantine file with a reason each; every row and invoice is reconciled."""
+    from features.ingest import ledger_summary  # noqa: PLC0415
+    from features.ingest.io import EventLogError  # noqa: PLC0415
+    from features.ingest.ledger_in import ingest_ledger  # noqa: PLC0415
+    from features.ingest.ledger_in import write_ingest  # noqa: PLC0415
+    from features.ingest.validate import summary as quarantine_summary  # noqa: PLC0415
     try:
         result = ingest_ledger(source, master, date_format=date_format)
     except (EventLogError, FileNotFoundError) as exc:
@@ -206,6 +199,10 @@ def ibm(
     = paths.IBM_LEDGER,
 ) -> None:
     """Turn the IBM accounts-receivable sample into a validated ledger folder."""
+    from features.ingest import ledger_summary  # noqa: PLC0415
+    from features.ingest.ibm import load_ibm_ar  # noqa: PLC0415
+    from features.ingest.ledger_files import write_ledger_dir  # noqa: PLC0415
+    from features.reconcile import write_reconciliation  # noqa: PLC0415
     try:
         ledger = load_ibm_ar(path)
     except (ValueError, FileNotFoundError) as exc:
@@ -233,6 +230,20 @@ def features(
     config: ConfigOpt = None,
 ) -> None:
     """Build point-in-time training rows (with labels) and scoring rows (open items now)."""
+    from features.ingest.ledger_files import read_ledger_dir  # noqa: PLC0415
+    from features.pit.build import build_feature_sets  # noqa: PLC0415
+    from features.pit.build import summary as training_summary  # noqa: PLC0415
+    from features.pit.build import write_rows  # noqa: PLC0415
+    from features.pit.dictionary import write_data_dictionary  # noqa: PLC0415
+    from features.pit.feature_spec import feature_set_version  # noqa: PLC0415
+    from features.reconcile import RECONCILIATION_FILE  # noqa: PLC0415
+    from features.reconcile import Reconciliation  # noqa: PLC0415
+    from features.reconcile import read_reconciliation  # noqa: PLC0415
+    from features.reconcile import write_reconciliation  # noqa: PLC0415
+    from serving.store import STORE_DIR  # noqa: PLC0415
+    from serving.store import build_store  # noqa: PLC0415
+    from training.core.ledger import ledger_record  # noqa: PLC0415
+    from training.core.ledger import write_ledger_record  # noqa: PLC0415
     cfg = _config(config)
     try:
         files = read_ledger_dir(ledger)
@@ -275,6 +286,8 @@ def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
 
 
 def _rows_and_truth(rows: Path):
+    from features.pit.build import read_rows  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
     frame = read_rows(rows / "training.parquet" if rows.is_dir() else rows)
     truth_path = (rows if rows.is_dir() else rows.parent) / "truth.parquet"
     return frame, (pd.read_parquet(truth_path) if truth_path.exists() else None)
@@ -294,6 +307,8 @@ def _quiet_tracking() -> None:
 def _ledger_of_rows(rows: Path, ledger_name: str | None) -> dict:
     """The rows' ledger: --ledger-name, else what training.parquet (or ledger.json beside it)
     records, else the rows' folder name (slugified)."""
+    from training.core.ledger import ledger_info_from_file  # noqa: PLC0415
+    from training.core.ledger import slugify  # noqa: PLC0415
     info = ledger_info_from_file(rows)
     if ledger_name:
         info = {**info, "name": slugify(ledger_name)}
@@ -310,6 +325,10 @@ def _print_headline(table) -> None:
 
 def _train(rows: Path, config: Path | None, tune_trials: int | None, register: bool,
            caveat: list[str] | None, ledger_name: str | None = None):
+    from serving.canary import run_canary  # noqa: PLC0415
+    from serving.store import CustomerStore  # noqa: PLC0415
+    from serving.store import STORE_DIR  # noqa: PLC0415
+    from serving.store import log_store  # noqa: PLC0415
     from training.pipeline import train as train_models  # noqa: PLC0415 - heavy (mlflow, ...)
 
     _quiet_tracking()
@@ -329,7 +348,8 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
             status.update(line)
 
         result = train_models(frame, cfg, cfg.seed, truth=truth, register=register,
-                              caveats=tuple(caveat or ()), ledger=ledger, progress=progress)
+                              caveats=tuple(caveat or ()), ledger=ledger, progress=progress,
+                              canary=partial(run_canary, config=cfg))
     store_dir = (rows if rows.is_dir() else rows.parent) / STORE_DIR
     if register and result.run_id and store_dir.exists():
         log_store(CustomerStore.load(store_dir), result.run_id)
@@ -477,6 +497,7 @@ def bento(
     """Build a Bento, a release: the registered model and its customer store copied from the
     MLflow registry into BentoML, the service code and the run-time requirements only.
     $PAYDELAY_TRACKING_URI names the MLflow store, $BENTOML_HOME the BentoML one."""
+    from serving.release import build_bento  # noqa: PLC0415
     tag = build_bento(model)
     console.print(f"Built Bento {tag}: `bentoml serve {tag}` or `bentoml containerize {tag}`")
 
@@ -496,6 +517,11 @@ def serve(
     PAYDELAY_TRACKING_URI, PAYDELAY_STORE_PATH, PAYDELAY_RELEASE, PAYDELAY_CONFIG).
     PAYDELAY_API_TOKEN guards /score, /rerank and /explain with a bearer token; without it only
     a loopback host is served."""
+    from serving.launcher import InsecureBind  # noqa: PLC0415
+    from serving.launcher import check_bind  # noqa: PLC0415
+    from serving.launcher import command  # noqa: PLC0415
+    from serving.launcher import serve_foreground  # noqa: PLC0415
+    from serving.launcher import server_env  # noqa: PLC0415
     model = model or os.environ.get("PAYDELAY_MODEL") or None
     workers = workers or int(os.environ.get("PAYDELAY_WORKERS") or 1)
     env = server_env(tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"),
@@ -516,6 +542,10 @@ def serve(
 def sample_worklist(events, master=None, max_items: int = 40) -> tuple[str, dict]:
     """The open items of the collector with the most overdue items, as a worklist engine would
     send them: (collector, request body)."""
+    from features.pit.item_state import item_state_at  # noqa: PLC0415
+    from features.pit.master_asof import master_asof  # noqa: PLC0415
+    from features.pit.snapshots import scoring_snapshots  # noqa: PLC0415
+    from serving.api_models import items_payload  # noqa: PLC0415
     snaps = scoring_snapshots(events)
     state = item_state_at(events, snaps).reset_index(drop=True)
     now = snaps["snapshot_time"].max()
@@ -532,29 +562,52 @@ def sample_worklist(events, master=None, max_items: int = 40) -> tuple[str, dict
     return str(collector), {"as_of": now.isoformat(), "items": items_payload(state)}
 
 
-def print_reranked(response: dict, collector: str, top: int = 15) -> None:
+def print_reranked(response: dict, collector: str, top: int = 15,
+                   very_late_label: str | None = None) -> None:
+    """The re-ranked worklist as a table: P(late), the chance of paying very late (the
+    ranking probability, in collector language), the payment window, the rule strategy's rank
+    and the top reasons with their weights; says how many of the items it shows."""
     summary = response["summary"]
-    table = Table(title=f"Worklist of {collector}: {summary['n_items']} open items re-ranked "
-                  f"by expected amount at risk (model {response['model'].get('version', '')})",
-                  show_lines=True)
+    items = response["items"]
+    shown = min(top, len(items))
+    label = very_late_label or "chance of paying more than 30 days late or not at all"
+    table = Table(title=f"Worklist of {collector}: the first {shown} of {summary['n_items']} "
+                  f"open items, ranked by expected amount at risk = open amount x {label} "
+                  f"(model {response['model'].get('version', '')})", show_lines=True)
     for col, justify in (("#", "right"), ("invoice", "left"), ("open", "right"),
-                         ("days over", "right"), ("P(late)", "right"), ("at risk", "right"),
-                         ("paid by (P50)", "left"), ("rule prio / rank", "left"),
-                         ("why (top 3 reasons)", "left")):
+                         ("days over", "right"), ("P(late)", "right"),
+                         ("P(very late)", "right"), ("at risk", "right"),
+                         ("paid between (P10 .. P90)", "left"), ("rule prio / rank", "left"),
+                         ("why (top reasons, weight in points)", "left")):
         table.add_column(col, justify=justify, overflow="fold")
-    for item in response["items"][:top]:
+    for item in items[:top]:
         table.add_row(
             str(item["rank"]), item["invoice_id"], f"{item['open_amount']:,.2f}",
-            f"{item['days_overdue']:.0f}", f"{item['p_late']:.2f}",
-            f"{item['expected_amount_at_risk']:,.0f}", str(item["pay_date_p50"]),
+            f"{item['days_overdue']:.0f}", f"{item['p_late']:.0%}",
+            f"{item['p_very_late']:.0%}",
+            f"{item['expected_amount_at_risk']:,.0f}",
+            f"{item['pay_date_p10']} .. {item['pay_date_p90']}",
             f"{item['rule_priority']} / {item['rule_rank']}",
             "\n".join(f"{r['sentence']}" for r in item["reasons"]))
     console.print(table)
-    if summary.get("capacity"):
-        console.print(
-            f"Expected amount at risk in the first {summary['capacity']} calls: "
-            f"{summary['amount_at_risk_in_capacity']:,.0f} in the model's order against "
-            f"{summary['rule_amount_at_risk_in_capacity']:,.0f} in the rule strategy's.")
+    console.print(f"P(very late) = {label}. Showing {shown} of {summary['n_items']} items; "
+                  "days overdue is a column, so the reasons name the other facts behind the "
+                  "rank.", highlight=False)
+
+
+def print_realised_backtest(capture) -> None:
+    """training.backtest.realised_capture as a table: what each order really captured."""
+    table = Table(title="Realised worklist backtest on the holdout: amount that went on to be "
+                  "paid more than 30 days late or written off, captured in the first K items "
+                  "of each weekly worklist")
+    for col in ("K", "model", "rule strategy", "oldest first", "largest first",
+                "model / rule"):
+        table.add_column(col, justify="right")
+    for row in capture.itertuples(index=False):
+        table.add_row(str(row.capacity), f"{row.model:,.0f}", f"{row.rule_strategy:,.0f}",
+                      f"{row.oldest_first:,.0f}", f"{row.largest_first:,.0f}",
+                      f"{row.model_vs_rule:.2f}x")
+    console.print(table)
 
 
 @app.command()
@@ -571,6 +624,10 @@ def rerank(
 ) -> None:
     """Send one collector's open items to a running service and print them re-ranked with
     reasons (the worklist engine's call). Refuses a ranking by a model of another ledger."""
+    from features.ingest.ledger_files import read_ledger_dir  # noqa: PLC0415
+    from training.core.ledger import ledger_mismatch  # noqa: PLC0415
+    from training.core.ledger import slugify  # noqa: PLC0415
+    import httpx  # noqa: PLC0415
     name = slugify(ledger_name or ledger.resolve().name)
     files = read_ledger_dir(ledger)
     collector, body = sample_worklist(files.events, files.master)
@@ -595,7 +652,12 @@ def rerank(
         console.print("[yellow]note:[/yellow] the service does not say which ledger its model "
                       "learned: the ranking could not be checked against ledger "
                       f"{name!r}", highlight=False)
-    print_reranked(response, collector, top)
+    try:  # the ranking probability's name in collector language (GET /metadata is open)
+        with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
+            label = client.get("/metadata").json().get("p_very_late_label")
+    except (httpx.HTTPError, ValueError):
+        label = None
+    print_reranked(response, collector, top, label)
 
 
 @app.command()
@@ -607,6 +669,9 @@ def sample(
 ) -> None:
     """Regenerate the small committed sample ledger (our column names and the process-mining data
     model's)."""
+    from features.ingest.io import write_event_log  # noqa: PLC0415
+    from features.ingest.io import write_table  # noqa: PLC0415
+    from features.simulate.ledger import simulate_ledger  # noqa: PLC0415
     cfg = _config(config)
     sim = cfg.simulator.model_copy(update={"n_invoices": invoices, "n_customers": customers,
                                            "months": 24})
@@ -629,6 +694,9 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """The whole product end to end on a simulated ledger."""
+    from serving.launcher import running_server  # noqa: PLC0415
+    from serving.launcher import server_env  # noqa: PLC0415
+    from training.registry import LEDGER_ENV  # noqa: PLC0415
     raw, interim = workdir / "raw", workdir / "interim"
     console.rule("1. Simulate a ledger")
     simulate(out=raw, invoices=None, customers=None, config=config)
@@ -637,7 +705,11 @@ def demo(
     console.rule("3. Build point-in-time features and labels")
     features(ledger=interim, out=workdir / "processed", end_time=None, config=config)
     console.rule("4. Train, evaluate against the baselines, register in MLflow")
-    _train(workdir / "processed", config, None, True, None, DEMO_LEDGER)
+    result = _train(workdir / "processed", config, None, True, None, DEMO_LEDGER)
+    if result.report is not None:
+        from training.backtest import realised_capture  # noqa: PLC0415
+
+        print_realised_backtest(realised_capture(result.report.backtest))
     console.rule(f"5. Serve {DEMO_LEDGER!r}'s @champion with BentoML on loopback and re-rank a "
                  "worklist")
     env = server_env(extra={LEDGER_ENV: DEMO_LEDGER})  # the demo ledger's model, no other
@@ -647,6 +719,87 @@ def demo(
                force=False)
     console.print("Service stopped. Start it again with `make serve`; "
                   "browse the runs with `make ui`.")
+    console.print(f"The collector's worklist page: {url}/worklist (while the service runs; "
+                  "`make serve` serves it at http://127.0.0.1:3000/worklist)", highlight=False)
+
+
+# --- the running loop: weekly scoring and monitoring (training.batch_score, training.monitor) ---
+def _date(value: str | None):
+    import pandas as pd  # noqa: PLC0415
+    return None if value is None else pd.Timestamp(value)
+
+
+@app.command()
+def score(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder (events/master Parquet).")]
+    = paths.LEDGER,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Score the items open at this "
+                                              "date (default: the ledger's last refresh).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Backfill: first date.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Backfill: last date.")] = None,
+    every: Annotated[int | None, typer.Option(help="Backfill: days between dates (default "
+                                              "monitoring.cadence_days).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default data/processed/"
+                                             "<ledger>/scores).")] = None,
+    ledger_name: LedgerNameOpt = None,
+    model: Annotated[str | None, typer.Option(help="Alias or version (default: the served "
+                                              "one, serving.model_ref).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Score every open item of the ledger as of a date with the served model: a dated
+    prediction table and one worklist per collector, recorded in MLflow (paydelay-scoring)."""
+    from training.batch_score import score_ledger_dir  # noqa: PLC0415 - heavy
+
+    _quiet_tracking()
+    try:
+        results = score_ledger_dir(
+            ledger, as_of=_date(as_of), start=_date(start), end=_date(end), every_days=every,
+            out_dir=out, ledger=ledger_name, config=_config(config),
+            model_ref=(int(model) if model and model.isdigit() else model),
+            tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"))
+    except (FileNotFoundError, LookupError, ValueError) as exc:
+        raise _fail(exc) from None
+    table = Table(title="Scoring")
+    for col in ("as_of", "items", "model", "mean_p_late", "amount_at_risk", "collectors"):
+        table.add_column(col)
+    for r in results:
+        row = r.summary()
+        table.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row.values()])
+    console.print(table)
+    console.print(f"Wrote {len(results)} prediction table(s) to {results[-1].path.parent}/")
+
+
+@app.command()
+def monitor(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder as it is now.")] = paths.LEDGER,
+    scores: Annotated[Path | None, typer.Option(help="Scoring history folder (default "
+                                                "data/processed/<ledger>/scores).")] = None,
+    now: Annotated[str | None, typer.Option(help="Read outcomes as of this instant (default: "
+                                            "the ledger's newest event).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    ledger_name: LedgerNameOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Realised quality with delayed labels, estimated quality, drift and staleness of the
+    served model; report to MLflow (paydelay-monitoring). Exits 1 with the reason when a
+    threshold is crossed (for a scheduler to alert on)."""
+    from training.monitor import monitor_ledger_dir  # noqa: PLC0415 - heavy
+
+    _quiet_tracking()
+    try:
+        report, folder = monitor_ledger_dir(
+            ledger, scores=scores, now=_date(now), ledger=ledger_name, out_dir=out,
+            config=_config(config), tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"))
+    except (FileNotFoundError, LookupError, ValueError) as exc:
+        raise _fail(exc) from None
+    _print_counts("Monitor", {k: v for k, v in report.figures().items()
+                              if isinstance(v, (int, float))})
+    for alarm in report.alarms:
+        console.print(f"[red]ALARM[/red] {alarm.line()}", highlight=False)
+    console.print(f"Report: {folder / 'report.html'}")
+    print(report.exit_reason())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,6 +55,9 @@ def worktree(base: str, where: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="git revision measured as 'before'")
+    ap.add_argument("--base-tree", type=Path, default=None,
+                    help="an existing checkout of --base to use instead of a temporary worktree "
+                    "(e.g. one beside this checkout, where an old revision finds its data)")
     ap.add_argument("--head", type=Path, default=ROOT, help="tree measured as 'after'")
     ap.add_argument("--only", nargs="*", default=None, help="benchmark scripts to run")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, shorter load")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     failed = 0
     with tempfile.TemporaryDirectory(prefix="paydelay-base-") as tmp:
-        base_tree = worktree(args.base, Path(tmp) / "base")
+        base_tree = args.base_tree or worktree(args.base, Path(tmp) / "base")
         try:
             for script, bargs, tail in benches(args.quick):
                 if args.only and script not in args.only:
@@ -74,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"{wall:.0f} s, exit {rc}")
                     print("\n".join(out.strip().splitlines()[-tail:]), flush=True)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT,
-                           check=False)
+            if args.base_tree is None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)],
+                               cwd=ROOT, check=False)
     return 1 if failed else 0
 
 

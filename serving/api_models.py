@@ -284,6 +284,11 @@ class ScoredItem(BaseModel):
     invoice_id: str
     customer_id: str
     p_late: float = Field(..., description="Calibrated P(paid after due date + grace, or lost).")
+    p_very_late: float = Field(..., description=(
+        "Chance of paying more than 30 days late or not at all (the threshold is the served "
+        "model's very_late_days, GET /metadata): calibrated P(paid more than very_late_days "
+        "after the due date, or written off) of the very-late model, at most p_late. The "
+        "worklist is ordered by open_amount x p_very_late; the reasons explain it."))
     delay_buckets: list[DelayBucket] = Field(..., description=(
         "P(each delay bucket of the served model), from on time to the open-ended last "
         "bucket; sums to 1."))
@@ -317,9 +322,13 @@ class Reason(BaseModel):
     feature: str = Field(..., description="Feature name (for machines; collectors read "
                                           "`sentence`).")
     value: float | str | bool | None = Field(..., description="The feature's value.")
-    contribution: float = Field(..., description="SHAP contribution in log-odds of P(late).")
+    contribution: float = Field(..., description="SHAP contribution in log-odds of the "
+                                                 "ranking model (p_very_late's).")
     direction: Literal["raises", "lowers"]
     sentence: str
+    weight: float = Field(..., description="The reason's share of the move from the base rate "
+                                           "to p_very_late, in probability (0.12 = 12 "
+                                           "percentage points); signed like the contribution.")
 
 
 class RankedItem(ScoredItem):
@@ -356,14 +365,20 @@ class Contribution(BaseModel):
     value: float | str | bool | None
     contribution: float
     sentence: str
+    weight: float = Field(..., description="Share of the move from base_probability to "
+                                           "p_very_late, in probability (all weights add up "
+                                           "to p_very_late - base_probability).")
 
 
 class ExplainResponse(BaseModel):
     as_of: OutDatetime
     model: ModelInfo
     item: ScoredItem
-    base_value: float = Field(..., description="Expected log-odds of the risk model (before "
-                                               "calibration).")
+    base_value: float = Field(..., description="Expected log-odds of the ranking (very-late) "
+                                               "model (before calibration).")
+    base_probability: float = Field(..., description="The base rate the weights start from: "
+                                                     "the calibrated probability at "
+                                                     "base_value.")
     raw_log_odds: float = Field(..., description="base_value + sum of contributions.")
     contributions: list[Contribution] = Field(..., description="Every feature, largest "
                                                                "absolute contribution first.")

@@ -11,6 +11,7 @@ simulator and the boosters so the whole thing takes seconds; pass your own confi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from features.config import PaydelayConfig
 from features.config.training import LgbParams
 from features.pit.build import build_training_set
 from features.simulate.ledger import simulate_ledger
+from serving.canary import run_canary
 from serving.store import build_store, log_store
 from training.pipeline import train
 
@@ -38,6 +40,9 @@ class DemoModel:
     last_refresh: pd.Timestamp
     ledger: str = DEMO_LEDGER
     headline: object = None  # training.report.HeadlineTable of the trained model
+    # The holdout's worklist backtest summary (EvaluationReport.backtest: realised at-risk
+    # amount captured in the first K per ordering; training.backtest.realised_capture reads it)
+    backtest: pd.DataFrame | None = None
 
 
 def demo_config(n_customers: int = 80, n_invoices: int = 2500, months: int = 14,
@@ -65,6 +70,8 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
     train_options names another."""
     seed = config.seed if seed is None else seed
     train_options.setdefault("ledger", DEMO_LEDGER)
+    # the strict gate's canary: the candidate loaded and scored the way the service does it
+    train_options.setdefault("canary", partial(run_canary, config=config))
     ledger = simulate_ledger(config.simulator, seed)
     rows = build_training_set(ledger.events, ledger.master, config.features, seed)
     result = train(rows, config, seed, truth=ledger.truth if with_truth else None,
@@ -88,7 +95,8 @@ def train_and_register(workdir: str | Path, config: PaydelayConfig | None = None
                      version=int(result.model_version), alias=str(result.alias),
                      run_id=str(result.run_id), events=sim.events, master=sim.master,
                      last_refresh=pd.Timestamp(sim.last_refresh), ledger=result.ledger["name"],
-                     headline=result.headline_table())
+                     headline=result.headline_table(),
+                     backtest=(result.report.backtest if result.report is not None else None))
 
 
 __all__ = ["DEMO_LEDGER", "DemoModel", "demo_config", "simulate_and_train", "train_and_register"]

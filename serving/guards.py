@@ -31,6 +31,8 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 
+# Set by serving.service's metrics wrapper on a path it counts under one label: the real one.
+REAL_PATH_KEY = "paydelay.real_path"
 ERROR_STATUSES = (400, 401, 404, 405, 408, 409, 413, 415, 422, 500, 503)
 _UNKNOWN_FIELD = "unknown field (its name is not echoed): see the request schema at /docs.json"
 
@@ -125,6 +127,13 @@ class GuardMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if REAL_PATH_KEY in scope:  # counted under one metrics label: route the real path
+            scope = dict(scope)
+            scope["path"], raw = scope.pop(REAL_PATH_KEY)
+            if raw is None:
+                scope.pop("raw_path", None)
+            else:
+                scope["raw_path"] = raw
         path = scope["path"]
         if path in self.pages and scope.get("method") in ("GET", "HEAD"):
             return await self._page(scope, send)

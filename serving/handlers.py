@@ -27,12 +27,13 @@ import pydantic_core
 
 from features.pit.columns import column_array
 from features.pit.item_state import ITEM_STATE_COLUMNS
-from serving.explain import contributions
+from serving.explain import base_probability, contributions, probability_weights
 from serving.model import ServingModel
 from serving.predict import feature_columns, predict_columns, score_and_explain_columns
-from serving.reasons import all_contributions, compile_templates, top_reasons
+from serving.reasons import COLUMN_FEATURES, all_contributions, compile_templates, top_reasons
 from serving.rerank import rerank_groups
 from serving.validation import check_items, items_columns
+from serving.staleness_metrics import update as staleness_update
 from training.core.contract import ModelContract
 from training.core.rules import rule_points, strategy_columns
 
@@ -131,6 +132,7 @@ def _columns(contract: ModelContract, scored: dict, pos: np.ndarray) -> dict[str
         "invoice_id": scored["invoice_id"][pos].tolist(),
         "customer_id": scored["customer_id"][pos].tolist(),
         "p_late": column_array(scored, "p_late", np.float64)[pos].tolist(),
+        "p_very_late": column_array(scored, "p_very_late", np.float64)[pos].tolist(),
         "delay_buckets": delay_buckets(contract, scored, pos),
     }
     cols["risk_class"] = scored["risk_class"][pos].tolist()
@@ -281,8 +283,12 @@ def rerank_many(model: ServingModel, jobs: list[Job]) -> list:
     cols["rule_points"] = order["rule_points"].tolist()
     cols["rule_rank"] = order["rule_rank"].tolist()
     cols["rules_hit"] = order["rules_hit"].tolist()
+    # reasons explain the ranking probability; days overdue is a column, not a reason
     cols["reasons"] = top_reasons(phi[:, :-1], scored, list(model.feature_names),
-                                  templates(model), model.serving.n_reasons, positions=pos)
+                                  templates(model), model.serving.n_reasons, positions=pos,
+                                  weights=probability_weights(model, phi, ranking_p(model,
+                                                                                    scored)[pos]),
+                                  leave_out=COLUMN_FEATURES)
     info = model_info(model)
     for k, (j, t) in enumerate(batch.jobs):
         lo, hi = batch.bounds[k], batch.bounds[k + 1]
@@ -310,6 +316,13 @@ def handle_rerank(model: ServingModel, as_of: datetime | None, items: list,
     return _one(rerank_many(model, [Job(as_of, items, capacity, ledger)])[0])
 
 
+def ranking_p(model: ServingModel, scored: dict) -> np.ndarray:
+    """The probability the explained model gives and the order reads: p_very_late (P(late)
+    for a bundle without a very-late model, whose explainer is the risk model's)."""
+    name = "p_very_late" if model.bundle.very_late is not None else "p_late"
+    return column_array(scored, name, np.float64)
+
+
 def templates(model: ServingModel):
     """The model's sentence templates, compiled once per loaded model."""
     cached = getattr(model, "_templates", None)
@@ -329,18 +342,20 @@ def handle_explain(model: ServingModel, as_of: datetime | None, item,
     checked = _state(model, [item], t, container="item", indexed=False)
     scored, X = predict_columns(model, checked.state, t)
     phi = contributions(model, X)
+    weights = probability_weights(model, phi, ranking_p(model, scored))
     contribs = all_contributions(phi[0, :-1], scored, list(model.feature_names),
-                                 templates(model))
+                                 templates(model), weights[0])
     record = _records(_columns(model.contract, scored, np.arange(1)), 1)[0]
     record["warnings"] = checked.warnings[0]
     base = float(phi[0, -1])
     return {"as_of": t.isoformat(), "model": model_info(model), "item": record,
             "base_value": base, "raw_log_odds": base + float(phi[0, :-1].sum()),
+            "base_probability": base_probability(model, base),
             "contributions": contribs,
             # the same reasons /rerank gives (linked features merged, see serving.reasons)
             "sentences": [r["sentence"] for r in top_reasons(
                 phi[:, :-1], scored, list(model.feature_names), templates(model),
-                k=model.serving.n_reasons)[0]]}
+                k=model.serving.n_reasons, weights=weights, leave_out=COLUMN_FEATURES)[0]]}
 
 
 def metadata(model: ServingModel | None, loading_error: str | None = None,
@@ -368,9 +383,13 @@ def metadata(model: ServingModel | None, loading_error: str | None = None,
         "bucket_edges": list(contract.bucket_edges),
         "delay_buckets": [bucket.to_dict() for bucket in contract.buckets],
         "very_late_buckets": list(contract.very_late),
+        "very_late_days": contract.very_late_days,
+        "p_very_late_label": contract.very_late_label,
+        "ranking_model": "very_late" if b.very_late is not None else "risk",
         "payment_anchor": contract.payment_anchor,
         "store": {"as_of": None if model.store.as_of is None else model.store.as_of.isoformat(),
                   "n_customers": model.store.n_customers},
+        "staleness": staleness_update(model),  # serving.staleness_metrics (gauges too)
         "explainer": "tabulated TreeSHAP" if model.explainer is not None else "pred_contrib",
         "rule_strategy": model.rules.name,
         "limits": {"max_items": cfg.max_items, "max_body_bytes": cfg.max_body_bytes,

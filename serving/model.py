@@ -37,7 +37,8 @@ class ServingModel:
     store: CustomerStore
     config: PaydelayConfig  # the serving process's: request limits, reasons, token
     info: dict = field(default_factory=dict)
-    explainer: FastTreeShap | None = None  # None: reasons use pred_contrib
+    # TreeSHAP of bundle.ranking_booster (the very-late model); None: reasons use pred_contrib
+    explainer: FastTreeShap | None = None
 
     @property
     def serving(self) -> ServingConfig:
@@ -71,9 +72,10 @@ def from_bundle(bundle: ModelBundle, store: CustomerStore | None, config: Paydel
     """A ServingModel over an in-memory bundle (tests, notebooks, the registry loader)."""
     shap = None
     if explainer:
-        shap = FastTreeShap(bundle.risk)
+        shap = FastTreeShap(bundle.ranking_booster)  # the model the reasons explain
         if not shap.supported:
-            log.warning("risk model too deep for tabulated TreeSHAP: reasons use pred_contrib")
+            log.warning("ranking model too deep for tabulated TreeSHAP: reasons use "
+                        "pred_contrib")
             shap = None
     source = dict(getattr(bundle, "source", {}) or {})
     store = store or empty_store(bundle.feature_set_version)

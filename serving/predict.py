@@ -4,7 +4,8 @@
 (risk, bucket and payment-date boosters, calibrator, categories, and the model contract:
 features, the feature config the rows must be built with, delay buckets, payment anchor, rule
 strategy; training.core.contract), the customer history store materialised with it, and the
-tabulated TreeSHAP explainer of the risk booster.
+tabulated TreeSHAP explainer of the ranking booster (the very-late model whose probability
+times the open amount orders the worklist; serving.explain).
 
 Features are computed with the batch pipeline's own functions: `invoice_features(state, t)`,
 `history_features(aggregates, state, t)` and `master_features(attributes, open amount)` over the
@@ -143,14 +144,15 @@ def score_matrix(model: ServingModel, rows: pd.DataFrame, X: np.ndarray) -> pd.D
     The request path composes on column arrays instead (score_and_explain_columns).
     """
     check_rows(model.contract, rows)
-    raw, bucket, relative, _ = _predictions(model, X, explain=False)
-    return compose(model.bundle, rows, raw, bucket, relative)
+    raw, bucket, relative, _, very_late = _predictions(model, X, explain=False)
+    return compose(model.bundle, rows, raw, bucket, relative, very_late)
 
 
 def _predictions(model: ServingModel, X: np.ndarray, explain: bool) -> tuple:
     """The boosters' raw predictions on the matrix (risk, buckets or None, sorted relative
-    payment-date quantiles) and, with explain, the rows' SHAP values for reasons
-    (serving.explain.contributions(exact=False)); all run by run_beside."""
+    payment-date quantiles), with explain the rows' SHAP values of the ranking model for
+    reasons (serving.explain.contributions(exact=False)), and the very-late booster's (or None);
+    all run by run_beside."""
     b = model.bundle
     # Longest first (run_beside): the booster with the most tree visits, then the explainer.
     boosters = sorted(b.quantiles.items(), key=lambda kv: -_tree_cost(kv[1]))
@@ -163,9 +165,12 @@ def _predictions(model: ServingModel, X: np.ndarray, explain: bool) -> tuple:
     if b.bucket is not None:
         tasks["bucket"] = partial(_OneThread(b.bucket).predict, X)
     tasks["risk"] = partial(_OneThread(b.risk).predict, X)
+    if b.very_late is not None:
+        tasks["very_late"] = partial(_OneThread(b.very_late).predict, X)
     done = run_beside(tasks)
     relative = sorted_quantiles({k: done[f"quantile_{k}"] for k in b.quantiles})
-    return done["risk"], done.get("bucket"), relative, done.get("explain")
+    return (done["risk"], done.get("bucket"), relative, done.get("explain"),
+            done.get("very_late"))
 
 
 _COMPOSE_INPUTS = ("snapshot_time", "net_due_date", "open_amount")
@@ -196,14 +201,14 @@ def score_and_explain_columns(model: ServingModel, cols: dict, X: np.ndarray | N
         raise ValueError(f"rows lack column(s) {missing}, needed for payment dates / amount "
                          "at risk")
     X = model_matrix(model, cols) if X is None else X
-    raw, bucket, relative, phi = _predictions(model, X, explain)
+    raw, bucket, relative, phi, very_late = _predictions(model, X, explain)
     b = model.bundle
     # compose's own definitions on the arrays: no frame is built on the request path
     out = dict(cols)
     out.update(compose_columns(b, cols["snapshot_time"],
                                payment_offset(cols, b.contract.payment_anchor),
                                np.asarray(cols["open_amount"], dtype="float64"), raw, bucket,
-                               relative))
+                               relative, very_late))
     return out, X, phi
 
 

@@ -2,12 +2,24 @@
 
 Each feature's sentence is its `FeatureSpec.sentence` template (features.pit.feature_spec), filled with
 the value that drove the contribution and the other row values it names, then given an explicit
-direction: "... (raises the risk)" or "... (lowers the risk)". Care taken so that a collector
-never reads a raw column name, "nan" or a snake_case key:
+direction and, when weights are given (serving.explain.probability_weights: the reason's share
+of the move from the base rate to the item's ranking probability), its weight in percentage
+points: "... (raises the risk, +12.3 points)". Care taken so that a collector never reads a raw
+column name, "nan", a snake_case key or a sentence that is wrong for its value:
 - a value that is missing (the feature does not apply: no dunning yet, no paid invoice yet)
   gives "<description>: none" (from FeatureSpec.description) instead of a template full of NaN;
+  a master-data feature says "not on record for this customer" (an unknown customer has no
+  risk category, not the risk category "none"), a history feature "no payment history yet";
+- a number whose sign changes the meaning reads right for every value (`_SIGN_RULES`): "due
+  date passed 193 days ago", never "-193 days left until the due date"; "pays 3 days before the
+  due date on average", never "-3 days after";
 - a boolean uses `sentence_false` when False;
 - categorical values are shown with spaces for underscores ("key account customer").
+
+Days overdue in the worklist: the re-rank and the page show days overdue as a column, so the
+top reasons leave out the due-date features (`COLUMN_FEATURES`: days overdue and days to due,
+whose credit serving.reasons merges) and name the other facts behind the rank; their weight is
+in the item's full explanation (/explain, the page's waterfall), never hidden.
 
 `top_reasons` picks the k largest absolute contributions per row with numpy and formats only
 those: the formatting loop is over the k x n chosen (row, feature) pairs, grouped by feature.
@@ -16,6 +28,7 @@ those: the formatting loop is over the k x n chosen (row, feature) pairs, groupe
 from __future__ import annotations
 
 import math
+import re
 import string
 from dataclasses import dataclass
 
@@ -35,6 +48,7 @@ class _Template:
     missing: str
     fields_true: tuple[str, ...] = ()  # those of `sentence`
     fields_false: tuple[str, ...] = ()  # those of `sentence_false`
+    signed: bool = False  # its sentence has a number whose sign changes the wording
 
 
 def _fields(template: str | None) -> set[str]:
@@ -43,10 +57,64 @@ def _fields(template: str | None) -> set[str]:
     return {f for _, f, _, _ in _FORMATTER.parse(template) if f}
 
 
-def _missing_sentence(description: str) -> str:
-    text = description.strip().rstrip(".")
+def _missing_sentence(description: str, group: str = "") -> str:
+    text = re.sub(r"\s*\([^)]*\)", "", description.strip().rstrip("."))
     text = text[:1].lower() + text[1:]
+    if group == "master":  # a customer we have no master data on
+        text = re.sub(r"\s+at t$", "", text)
+        return f"{text}: not on record for this customer"
+    if group == "history":
+        return f"{text}: no payment history yet"
     return f"{text}: none"
+
+
+# Numbers whose sign changes the wording: (pattern in a template, wording when the value rounds
+# below zero ({n}: its absolute value), wording when it rounds to zero). Group 1 is the field,
+# group 2 the decimals; later groups are kept.
+_SIGN_RULES: tuple[tuple[re.Pattern, str, str], ...] = tuple(
+    (re.compile(p), neg, zero) for p, neg, zero in (
+        (r"\{(\w+):\.(\d)f\} days left until the due date", "due date passed {n} days ago",
+         "due today"),
+        (r"\{(\w+):\.(\d)f\} days after (the|this) due date", r"{n} days before \3 due date",
+         r"on \3 due date"),
+        (r"\{(\w+):\.(\d)f\} days later than", "{n} days earlier than", "as punctually as"),
+        (r"\{(\w+):\.(\d)f\} days later every month", "{n} days earlier every month",
+         "no later every month"),
+        (r"up to \{(\w+):\.(\d)f\} days late", "every invoice at least {n} days early",
+         "every invoice by its due date"),
+        (r"\{(\w+):\.(\d)f\} days late on average", "{n} days early on average",
+         "on time on average"),
+        (r"(?<=late, )\{(\w+):\.(\d)f\} days on average", "{n} days before the due date on average",
+         "on the due date on average"),
+        (r"cash discount if paid within \{(\w+):\.(\d)f\} days", "no cash discount",
+         "no cash discount"),
+        (r"cash discount of \{(\w+):\.(\d)f\} % offered", "no cash discount offered",
+         "no cash discount offered"),
+        (r"promised within \{(\w+):\.(\d)f\} days",
+         "promised for a date that passed {n} days ago", "promised for today"),
+    ))
+
+
+def _has_sign_rule(text: str | None) -> bool:
+    return bool(text) and any(p.search(text) for p, _, _ in _SIGN_RULES)
+
+
+def _apply_signs(text: str, values: dict) -> str:
+    """The template with each signed number worded for its value (module doc)."""
+    for pattern, neg, zero in _SIGN_RULES:
+        def repl(m, neg=neg, zero=zero):
+            v = values.get(m.group(1))
+            if not isinstance(v, (int, float, np.integer, np.floating)) or _is_missing(v):
+                return m.group(0)
+            digits = int(m.group(2))
+            r = round(float(v), digits)
+            if r < 0:
+                return m.expand(neg.replace("{n}", f"{-float(v):.{digits}f}"))
+            if r == 0:
+                return m.expand(zero)
+            return m.group(0)
+        text = pattern.sub(repl, text)
+    return text
 
 
 def compile_templates(specs: dict) -> dict[str, _Template]:
@@ -58,9 +126,10 @@ def compile_templates(specs: dict) -> dict[str, _Template]:
         if unknown:
             raise ValueError(f"sentence of feature {name!r} names unknown fields {sorted(unknown)}")
         out[name] = _Template(name, s.kind, s.sentence, s.sentence_false, tuple(sorted(fields)),
-                              _missing_sentence(s.description),
+                              _missing_sentence(s.description, getattr(s, "group", "")),
                               tuple(sorted(_fields(s.sentence) - {"value"})),
-                              tuple(sorted(_fields(s.sentence_false) - {"value"})))
+                              tuple(sorted(_fields(s.sentence_false) - {"value"})),
+                              _has_sign_rule(s.sentence) or _has_sign_rule(s.sentence_false))
     return out
 
 
@@ -112,12 +181,23 @@ def sentence(template: _Template, value, others: dict) -> str:
     if any(_is_missing(others.get(f)) for f in used):
         return template.missing
     shown = {f: _shown(others[f], "") for f in used}
+    if template.signed:
+        text = _apply_signs(text, {"value": value, **shown})
     return text.format(value=_shown(value, template.kind), **shown)
 
 
-def with_direction(text: str, contribution: float) -> str:
+def weight_text(weight: float | None) -> str:
+    """A weight (probability, 0.123) as percentage points: "+12.3 points"."""
+    if weight is None or not math.isfinite(weight):
+        return ""
+    return f"{weight * 100:+.1f} points"
+
+
+def with_direction(text: str, contribution: float, weight: float | None = None) -> str:
     text = text[:1].upper() + text[1:]
-    return f"{text} ({'raises' if contribution > 0 else 'lowers'} the risk)"
+    w = weight_text(weight)
+    return (f"{text} ({'raises' if contribution > 0 else 'lowers'} the risk"
+            f"{', ' + w if w else ''})")
 
 
 def column_values(rows, name: str) -> np.ndarray:
@@ -170,24 +250,42 @@ def merge_linked(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
     return out
 
 
+# Features the worklist shows as their own column: left out of the top reasons (module doc).
+COLUMN_FEATURES: tuple[str, ...] = ("days_overdue", "days_to_due")
+
+
 def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
                 templates: dict[str, _Template], k: int = 3,
-                positions: np.ndarray | None = None) -> list[list[dict]]:
+                positions: np.ndarray | None = None, weights: np.ndarray | None = None,
+                leave_out: tuple[str, ...] = ()) -> list[list[dict]]:
     """The k largest |contribution| per row (non-zero only), as Reason dicts, largest first.
 
     phi: (n, len(names)) contributions aligned with `names`; row r of phi explains row
-    positions[r] of `rows` (default: row r).
+    positions[r] of `rows` (default: row r). weights: the same shape, each contribution's
+    weight in probability (serving.explain.probability_weights; linked features merged like
+    phi): each Reason gets "weight" and its sentence the percentage points. leave_out: features
+    never chosen (COLUMN_FEATURES where the worklist shows them as columns).
     """
     n, m = phi.shape
     k = min(k, m)
     if n == 0 or k == 0:
         return [[] for _ in range(n)]
     phi = merge_linked(phi, rows, names, positions)
+    if weights is not None:
+        weights = merge_linked(np.asarray(weights, dtype=np.float64), rows, names, positions)
     mag = np.abs(phi)
+    out_cols = [i for i, name in enumerate(names) if name in set(leave_out)]
+    if out_cols:
+        mag = mag.copy()
+        mag[:, out_cols] = -1.0
+        phi = phi.copy()
+        phi[:, out_cols] = 0.0  # never shown: a zero contribution is dropped below
     top = np.argpartition(-mag, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(mag, top, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)  # (n, k) feature positions, largest first
     chosen = np.take_along_axis(phi, top, axis=1)
+    chosen_w = (np.take_along_axis(weights, top, axis=1) if weights is not None
+                else np.full(top.shape, np.nan))
     cache: dict[str, np.ndarray] = {}
 
     def values(name: str) -> np.ndarray:
@@ -207,26 +305,36 @@ def top_reasons(phi: np.ndarray, rows: pd.DataFrame, names: list[str],
         others = [values(f)[rr].tolist() for f in tpl.fields]
         memo: dict = {}  # worklists repeat values (categories, whole days): format each once
         texts = []
-        for key in zip(vals, raises[rr, cc].tolist(), *others):
+        for w, key in zip(chosen_w[rr, cc].tolist(), zip(vals, raises[rr, cc].tolist(), *others)):
             text = memo.get(key)
             if text is None:
                 raw = sentence(tpl, key[0], dict(zip(tpl.fields, key[2:])))
-                text = f"{raw[:1].upper()}{raw[1:]} ({'raises' if key[1] else 'lowers'} the risk)"
+                text = f"{raw[:1].upper()}{raw[1:]} ({'raises' if key[1] else 'lowers'} the risk"
                 memo[key] = text
-            texts.append(text)
+            wt = weight_text(w)
+            texts.append(f"{text}, {wt})" if wt else f"{text})")
         sentences[rr, cc] = np.array(texts, dtype=object)
         shown[rr, cc] = np.array(plain_column(values(name)), dtype=object)[rr]
     directions = np.where(raises, "raises", "lowers").tolist()
     features = np.array(names, dtype=object)[top].tolist()
-    rows_out = zip(features, shown.tolist(), chosen.tolist(), directions, sentences.tolist())
-    return [[{"feature": f, "value": v, "contribution": c, "direction": d, "sentence": t}
-             for f, v, c, d, t in zip(*row) if c != 0.0]  # one small list of reasons per row
+    if weights is None:
+        rows_out = zip(features, shown.tolist(), chosen.tolist(), directions, sentences.tolist())
+        return [[{"feature": f, "value": v, "contribution": c, "direction": d, "sentence": t}
+                 for f, v, c, d, t in zip(*row) if c != 0.0]  # one small list per row
+                for row in rows_out]
+    rows_out = zip(features, shown.tolist(), chosen.tolist(), directions, sentences.tolist(),
+                   chosen_w.tolist())
+    return [[{"feature": f, "value": v, "contribution": c, "direction": d, "sentence": t,
+              "weight": w}
+             for f, v, c, d, t, w in zip(*row) if c != 0.0]  # one small list of reasons per row
             for row in rows_out]
 
 
 def all_contributions(phi_row: np.ndarray, row: pd.DataFrame, names: list[str],
-                      templates: dict[str, _Template]) -> list[dict]:
-    """Every feature's contribution for one row, largest |contribution| first, with sentences."""
+                      templates: dict[str, _Template],
+                      weights_row: np.ndarray | None = None) -> list[dict]:
+    """Every feature's contribution for one row, largest |contribution| first, with sentences
+    (and, given weights_row, each one's weight in probability and in the sentence)."""
     out = []
     for j in np.argsort(-np.abs(phi_row), kind="stable"):  # one row: a loop over features
         name = names[int(j)]
@@ -234,12 +342,16 @@ def all_contributions(phi_row: np.ndarray, row: pd.DataFrame, names: list[str],
         value = column_values(row, name)[0]
         others = {f: column_values(row, f)[0] for f in tpl.fields}
         contrib = float(phi_row[j])
+        weight = None if weights_row is None else float(weights_row[j])
         text = sentence(tpl, value, others)
-        out.append({"feature": name, "value": plain_value(value), "contribution": contrib,
-                    "sentence": with_direction(text, contrib) if contrib != 0 else
-                    text[:1].upper() + text[1:] + " (no effect)"})
+        record = {"feature": name, "value": plain_value(value), "contribution": contrib,
+                  "sentence": with_direction(text, contrib, weight) if contrib != 0 else
+                  text[:1].upper() + text[1:] + " (no effect)"}
+        if weights_row is not None:
+            record["weight"] = weight
+        out.append(record)
     return out
 
 
-__all__ = ["compile_templates", "sentence", "with_direction", "top_reasons",
-           "all_contributions", "plain_value", "column_values"]
+__all__ = ["compile_templates", "sentence", "with_direction", "weight_text", "top_reasons",
+           "all_contributions", "plain_value", "column_values", "COLUMN_FEATURES"]

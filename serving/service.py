@@ -10,7 +10,9 @@ Endpoints
 - GET  /livez (503 once loading has failed for good: a supervisor restarts the service),
          /readyz (503 until the model is loaded), /metrics (Prometheus),
          /docs.json (the OpenAPI 3.1 document, serving.api_models.openapi_document),
-         /docs and / (a plain page describing it; no third-party asset).
+         /docs and / (a plain page describing it; no third-party asset),
+         /worklist (the collectors' worklist page, serving.page: it calls /rerank and /explain
+         with the token the collector types).
 
 Concurrent /score and /rerank requests reaching one worker are scored together (natural
 batching, serving.batching): a lone request is not delayed, a queue is worked off in batches.
@@ -56,12 +58,14 @@ from starlette.responses import JSONResponse, Response  # noqa: E402
 
 from serving import api_models as am  # noqa: E402
 from serving.batching import NaturalBatcher  # noqa: E402
-from serving.guards import GuardMiddleware  # noqa: E402
+from serving.guards import REAL_PATH_KEY, GuardMiddleware  # noqa: E402
 from serving.handlers import (Job, Refused, handle_explain,  # noqa: E402
                               rerank_many, score_many, to_json)
 from serving.handlers import metadata as metadata_of  # noqa: E402
 from serving import loading  # noqa: E402
+from serving import staleness_metrics  # noqa: E402
 from serving.model import load_config_from_env  # noqa: E402
+from serving.page import pages as worklist_pages  # noqa: E402
 from serving.process import settle_heap  # noqa: E402
 
 log = logging.getLogger("paydelay.service")
@@ -103,12 +107,13 @@ text-align:left;border-bottom:1px solid #ddd}}</style></head><body>
 PAGES = {"/docs.json": (b"application/json", json.dumps(OPENAPI).encode()),
          "/docs": (b"text/html; charset=utf-8", docs_page(OPENAPI))}
 PAGES["/"] = PAGES["/docs"]
+PAGES.update(worklist_pages())  # the collector's worklist page and its assets (serving.page)
 if TOKEN is None:
     log.warning("%s is not set: /score, /rerank and /explain are served without a token",
                 CONFIG.serving.token_env)
 
 # /metrics: BentoML labels request metrics with the raw path, so every unknown path would add
-# series. Unknown paths (404 anyway) are routed as one path, so the label set stays bounded.
+# series. Unknown paths (404 anyway) are counted as one path, so the label set stays bounded.
 KNOWN_PATHS = frozenset({*GUARDED, *PAGES, "/metadata", "/livez", "/readyz", "/healthz",
                          "/metrics", "/schema.json"})
 OTHER_PATH = "/__unknown__"
@@ -129,7 +134,10 @@ def bound_metric_paths() -> None:
 
     async def call(self, scope, receive, send):
         if scope.get("type") == "http" and metric_path(scope["path"]) != scope["path"]:
-            scope = {**scope, "path": OTHER_PATH, "raw_path": OTHER_PATH.encode()}
+            # counted (and access-logged) as OTHER_PATH; serving.guards restores the real
+            # path before routing, so a route missing from KNOWN_PATHS still works
+            scope = {**scope, "path": OTHER_PATH, "raw_path": OTHER_PATH.encode(),
+                     REAL_PATH_KEY: (scope["path"], scope.get("raw_path"))}
         return await original(self, scope, receive, send)
 
     cls.__call__ = call
@@ -234,6 +242,7 @@ class PaydelayService:
             raise Refused(503, (self.loading_error + "; see the server log")
                           if self.loading_error else
                           "model is loading; retry when /readyz is 200")
+        staleness_metrics.update(self.model)  # Prometheus gauges: model / store age
         return self.model
 
     @bentoml.api(route="/score", input_spec=API.ScoreRequest)

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from features import schema
+from features.config.monitoring import MonitoringConfig
 from features.pit.item_state import column_array
+from training.core.staleness import request_ahead_warning
 
 _ACTIVITY_TIMES = ("last_dunning_time", "last_contact_time", "dispute_open_since",
                    "last_dispute_time", "last_customer_reaction_time")
@@ -104,7 +106,8 @@ def _positions(mask: np.ndarray) -> np.ndarray:
 def check_items(state, as_of, categories: dict[str, list[str]],
                 refuse_unknown_categories: bool = False, container: str = "items",
                 indexed: bool = True, groups: np.ndarray | None = None,
-                history_as_of=None) -> Checked:
+                history_as_of=None,
+                max_ahead_days: int = MonitoringConfig().max_request_ahead_days) -> Checked:
     """Problems (refuse) and warnings (accept and flag) of the items at as_of.
 
     history_as_of: the customer store's time; items scored before it get a warning (their
@@ -183,6 +186,13 @@ def check_items(state, as_of, categories: dict[str, list[str]],
                                 (n,))
         warn(early, "as_of is before the customer history snapshot: history may include "
              "later events")
+        # and far after it: the store's histories miss every payment since (training.core
+        # .staleness.request_ahead_warning, limit monitoring.max_request_ahead_days)
+        times = np.broadcast_to(t, (n,))
+        for when in np.unique(times):  # one as-of per request
+            ahead = request_ahead_warning(pd.Timestamp(when), history_as_of, max_ahead_days)
+            if ahead is not None:
+                warn(times == when, ahead)
     out.problems.sort(key=lambda p: (p.group, p.loc))
     return out
 

@@ -8,6 +8,7 @@ data/ or models/ is touched).
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -79,8 +80,14 @@ def test_stages_chain_end_to_end(small):
     _run("features", "--ledger", str(ledger), "--out", str(rows))
     assert (rows / "training.parquet").exists() and (rows / "customer_store").is_dir()
     out = _run("train", "--rows", str(rows))
-    # the ledger is named after its folder ("ledger", written by `features`): its own model and experiment
-    assert "Registered paydelay-ledger version 1 as @champion" in out  # named after the ledger folder
+    # the ledger is named after its folder ("ledger", written by `features`): its own model and
+    # experiment; the strict gate decides the alias and a refusal names the rule that failed
+    verdict = re.search(r"Registered paydelay-ledger version 1 as @(champion|challenger): (\w+)",
+                        out)
+    assert verdict, out[-3000:]
+    assert (verdict.group(1), verdict.group(2)) in {("champion", "promoted"),
+                                                    ("challenger", "refused")}
+    assert "canary: ok" in out or verdict.group(1) == "challenger"
     assert "Holdout report: model against every baseline" in out
     assert "splits: train " in out and "test window" in out  # progress: the cut-offs
     assert "final risk model" in out and " s (elapsed" in out  # progress: each fit timed
@@ -100,20 +107,24 @@ def test_stages_chain_end_to_end(small):
     out = _run("train", "--rows", str(rows), "--ledger-name", "Other Ledger",
                "--no-register")
     out = _run("train", "--rows", str(rows), "--ledger-name", "Other Ledger")
-    assert "Registered paydelay-other-ledger version 1 as @champion: no champion yet" in out
+    gate = re.search(r"Registered paydelay-other-ledger version 1 as @(champion|challenger)"
+                     r"[^\n]*", out)
+    assert gate, out[-3000:]
+    assert "vs champion" not in gate.group(0)  # never compared with the other ledger's champion
     listing = _run("models")
-    for name in ("ledger", "other-ledger", "paydelay-ledger", "paydelay-other-ledger", "champion",
+    for name in ("ledger", "other-ledger", "paydelay-ledger", "paydelay-other-ledger",
                  "posting", "data window"):
         assert name in listing
     assert "other-ledger" not in _run("models", "--ledger", "ledger")
 
     # another ledger's model on these rows: one clear line and a non-zero exit
     result = runner.invoke(paydelay_cli.app, ["evaluate", "--rows", str(rows),
-                                              "--ledger", "other-ledger"])
+                                              "--ledger", "other-ledger", "--model", "1"])
     assert result.exit_code != 0
     assert "ledger 'ledger', the model learned ledger 'other-ledger'" in result.output
     assert "--force" in result.output
-    forced = _run("evaluate", "--rows", str(rows), "--ledger", "other-ledger", "--force")
+    forced = _run("evaluate", "--rows", str(rows), "--ledger", "other-ledger", "--model", "1",
+                  "--force")
     assert "WARNING" in forced and "Headline: ledger other-ledger" in forced
 
 

@@ -110,7 +110,7 @@ def score_frame(events: pd.DataFrame, master: pd.DataFrame | None, bundle: Model
     """Scoring rows at `as_of` joined with the model's outputs (no I/O)."""
     rows = build_scoring_set(events, master, bundle.contract.feature_config, as_of)
     pred = score(bundle, rows)
-    return rows.join(pred)
+    return rows.join(pred).copy()  # one block per dtype: the join of a column-per-block frame
 
 
 def worklists(pred: pd.DataFrame, top: int | None = None) -> dict[str, pd.DataFrame]:
@@ -233,3 +233,35 @@ def _log_scoring(result: ScoringResult, cfg: MonitoringConfig,
 __all__ = ["ScoringResult", "score_ledger", "score_range", "score_frame", "worklists",
            "read_predictions", "scoring_dates", "scores_dir", "ledger_fingerprint",
            "predictions_path"]
+
+
+def score_ledger_dir(ledger_dir: str | Path, *, as_of=None, start=None, end=None,
+                     every_days: int | None = None, out_dir: str | Path | None = None,
+                     ledger: str | None = None, model_ref: str | int | None = None,
+                     config=None, tracking_uri: str | None = None,
+                     log: bool = True) -> list[ScoringResult]:
+    """What `paydelay score` does: read the ledger folder, load the served model of its ledger
+    (config.serving.model_ref unless `model_ref`), score one date or a range (backfill)."""
+    from features.config import PaydelayConfig  # noqa: PLC0415
+    from features.ingest.ledger_files import read_ledger_dir  # noqa: PLC0415
+    from training import registry  # noqa: PLC0415
+
+    cfg = config or PaydelayConfig()
+    mon = getattr(cfg, "monitoring", None) or MonitoringConfig()
+    files = read_ledger_dir(ledger_dir)
+    name = ledger or Path(ledger_dir).resolve().name
+    ref = model_ref if model_ref is not None else cfg.serving.model_ref
+    bundle = registry.load_bundle(ref, cfg.training.registered_model_name, tracking_uri,
+                                  ledger=name)
+    out = Path(out_dir) if out_dir else scores_dir(name)
+    options = {"ledger": name, "config": mon, "tracking_uri": tracking_uri, "log": log}
+    if start is not None or end is not None:
+        if start is None or end is None:
+            raise ValueError("a backfill needs both --from and --to")
+        return score_range(files.events, files.master, bundle, start, end, out,
+                           every_days or mon.cadence_days, **options)
+    if as_of is None:  # the ledger's own "now": its last refresh, else its newest event
+        ev = files.events
+        as_of = (ev["last_refresh"].max() if "last_refresh" in ev and ev["last_refresh"].notna()
+                 .any() else ev["event_time"].max())
+    return [score_ledger(files.events, files.master, bundle, as_of, out, **options)]

@@ -244,7 +244,7 @@ def reference_rows(events: pd.DataFrame, master: pd.DataFrame | None, bundle: Mo
     for d in dates:
         rows = build_scoring_set(events, master, bundle.contract.feature_config, d)
         if len(rows):
-            frames.append(rows.join(score(bundle, rows)).assign(as_of=d))
+            frames.append(rows.join(score(bundle, rows)).copy().assign(as_of=d))
     if not frames:
         return pd.DataFrame(), f"none (no open item in the holdout window {lo:%Y-%m-%d}..)"
     ref = pd.concat(frames, ignore_index=True)
@@ -397,6 +397,7 @@ def _slices(frame: pd.DataFrame, cfg: MonitoringConfig, eval_cfg: EvaluationConf
             continue
         for value in sorted(values[used].dropna().unique()):
             sel = used & (values == value).to_numpy()
+            n_customers = int(frame.loc[sel, "customer_id"].nunique())
             m = risk_metrics(frame["target_late"].to_numpy(dtype="float64")[sel],
                              frame["p_late"].to_numpy(dtype="float64")[sel], n_bins)
             mean_p = float(frame["p_late"].to_numpy(dtype="float64")[sel].mean())
@@ -404,7 +405,9 @@ def _slices(frame: pd.DataFrame, cfg: MonitoringConfig, eval_cfg: EvaluationConf
                         "late_rate": m["late_rate"], "mean_p_late": mean_p,
                         "calibration_gap": m["late_rate"] - mean_p,
                         "roc_auc": m["roc_auc"], "ece": m["ece"],
-                        "small_sample": int(sel.sum()) < cfg.min_rows_slice})
+                        "customers": n_customers,
+                        "small_sample": int(sel.sum()) < cfg.min_rows_slice
+                        or n_customers < cfg.min_slice_customers})
     return pd.DataFrame(rec)
 
 
@@ -627,6 +630,10 @@ def plots(report: MonitorReport) -> dict[str, str]:
     return out
 
 
+def _f4(v) -> str:
+    return f"{v:.4f}"
+
+
 def to_html(report: MonitorReport) -> str:
     imgs = plots(report)
     parts = [f"<html><head><meta charset='utf-8'><title>paydelay monitor {report.now:%Y-%m-%d}"
@@ -638,7 +645,7 @@ def to_html(report: MonitorReport) -> str:
     parts.append(f"<p>Model: {report.model}</p><p>Drift reference: {report.reference}<br>"
                  f"Drift current: {report.current}</p>")
     figs = pd.DataFrame([report.figures()]).T.rename(columns={0: "value"})
-    parts += ["<h2>Figures</h2>", figs.to_html(float_format="%.4f")]
+    parts += ["<h2>Figures</h2>", figs.to_html(float_format=_f4)]
     for key, title in (("quality", "Quality"), ("drift", "Drift")):
         if key in imgs:
             parts.append(f"<h2>{title}</h2><img src='data:image/png;base64,{imgs[key]}'>")
@@ -648,7 +655,7 @@ def to_html(report: MonitorReport) -> str:
                       ("Prediction drift", report.drift_predictions),
                       ("Ledger mix", report.mix),
                       ("Staleness", pd.DataFrame([report.staleness]).T)):
-        parts += [f"<h2>{title}</h2>", df.to_html(float_format="%.4f") if len(df) else "-"]
+        parts += [f"<h2>{title}</h2>", df.to_html(float_format=_f4) if len(df) else "-"]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -693,3 +700,53 @@ def log_report(report: MonitorReport, out_dir: str | Path, tracking_uri: str | N
 __all__ = ["Alarm", "MonitorReport", "run_monitor", "check_thresholds", "load_history",
            "with_outcomes", "expected_auc", "expected_ece", "psi", "auc_interval",
            "reference_rows", "write_report", "log_report", "to_html"]
+
+
+def monitor_ledger_dir(ledger_dir: str | Path, *, scores: str | Path | None = None,
+                       now=None, ledger: str | None = None, out_dir: str | Path | None = None,
+                       config=None, tracking_uri: str | None = None,
+                       log: bool = True) -> tuple[MonitorReport, Path]:
+    """What `paydelay monitor` does: the scoring history of the ledger, the model version that
+    wrote its latest table (its training figures are the reference), that version's customer
+    store, every check, the report written (and logged to MLflow unless log=False)."""
+    from features.ingest.ledger_files import read_ledger_dir  # noqa: PLC0415
+    from training import registry  # noqa: PLC0415
+    from training.batch_score import scores_dir  # noqa: PLC0415
+
+    cfg = config or PaydelayConfig()
+    mon = getattr(cfg, "monitoring", None) or MonitoringConfig()
+    files = read_ledger_dir(ledger_dir)
+    name = ledger or Path(ledger_dir).resolve().name
+    folder = Path(scores) if scores else scores_dir(name)
+    history = load_history(folder, now)
+    meta = history.attrs.get("scoring", {})
+    version = meta.get("model_version") or cfg.serving.model_ref
+    bundle = registry.load_bundle(version, cfg.training.registered_model_name, tracking_uri,
+                                  ledger=name)
+    run_id = (bundle.source or {}).get("run_id")
+    # training must not import serving: the store's as-of is read from its JSON artifact here
+    store_as_of = _store_as_of(run_id, tracking_uri) if run_id else None
+    report = run_monitor(history, files.events, files.master, bundle, now, config=mon,
+                         evaluation=cfg.evaluation, store_as_of=store_as_of, seed=cfg.seed)
+    out = Path(out_dir) if out_dir else folder.parent / "monitor" / f"{report.now:%Y-%m-%d}"
+    if log:
+        log_report(report, out, tracking_uri, mon)
+    else:
+        write_report(report, out)
+    return report, out
+
+
+def _store_as_of(run_id: str, tracking_uri: str | None):
+    """The as-of of the customer store logged with a training run (customer_store/store.json),
+    None when the run logged none."""
+    import mlflow  # noqa: PLC0415
+
+    from training import registry  # noqa: PLC0415
+
+    registry.configure(tracking_uri)
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                    artifact_path="customer_store/store.json")
+    except Exception:  # no store logged with this run
+        return None
+    return json.loads(Path(local).read_text()).get("as_of")

@@ -60,6 +60,7 @@ from training.core.ledger import DEFAULT_LEDGER, fingerprint, ledger_mismatch, l
 from training.core.matrix import feature_matrix, learn_categories, matrix_frame
 from training.core.payment import ConformalShift, payment_offset, predict_relative, to_days
 from training.core.scoring import check_version, score
+from training.gate import strict_gate
 from training.metrics import ece_interval, ranking_metrics, risk_metrics
 from training.payment_date import censored_coverage, fit_conformal, fit_quantiles
 from training.report import EvaluationReport, HeadlineTable, model_card
@@ -241,6 +242,9 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
     calibrator = fit_calibrator(np.concatenate(raw), np.concatenate(y), tc.calibration_method)
     rp = rp.model_copy(update={"n_estimators": n_rounds})
     risk = fold_risk[-1][0] if not tc.refit_on_calibration else None
+    final = refit_frame(split, config) if tc.refit_on_calibration else split.train
+    very_late, vl_calibrator, vl_rounds = _fit_very_late(folds, fs, risk_params or tc.risk, X,
+                                                          seed, tc, prog, final)
 
     days, known, window = [], [], []
     quantiles = None
@@ -256,7 +260,6 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
     shift = (fit_conformal(np.concatenate(days), np.concatenate(known), np.concatenate(window))
              if tc.conformal else ConformalShift())
 
-    final = refit_frame(split, config) if tc.refit_on_calibration else split.train
     if risk is None or risk.current_iteration() != n_rounds:
         with prog.stage(f"final risk model ({n_rounds} rounds, "
                         f"{int(final['risk_used'].sum()):,} rows)"):
@@ -276,7 +279,45 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
         contract=contract, categories=categories, risk=risk, calibrator=calibrator,
         bucket=bucket, bucket_prior=prior, quantiles=quantiles, conformal=shift, seed=seed,
         risk_rounds=n_rounds, config=config.model_dump(mode="json"),
-        training_window=window_info)
+        training_window=window_info, very_late=very_late,
+        very_late_calibrator=vl_calibrator, very_late_rounds=vl_rounds)
+
+
+def _fit_very_late(folds, fs, params: LgbParams, X: Callable, seed: int, tc, prog: Progress,
+                   final: pd.DataFrame):
+    """The very-late model (the worklist's ranking model): a binary booster for "paid more than
+    the contract's very-late threshold after due, or written off" (training.splits
+    target_very_late, censoring handled like the late flag), with the risk model's shallow
+    parameters and monotone constraints, its rounds chosen and its calibrator fitted on the
+    same out-of-time folds as the risk model's. (None, None, None) when no fold has both
+    outcomes on both sides (too little history): scoring then reads P(very late) from the
+    delay buckets."""
+    fitted, curves = [], []
+    usable = [f for f in folds
+              if f.fit.loc[f.fit["very_late_used"], "target_very_late"].nunique() == 2
+              and f.predict.loc[f.predict["very_late_used"], "target_very_late"].nunique() == 2]
+    if not usable:
+        return None, None, None
+    for k, fold in enumerate(usable, 1):
+        r = fold.fit[fold.fit["very_late_used"]]
+        c = fold.predict[fold.predict["very_late_used"]]
+        curve: dict = {}
+        with prog.stage(f"very-late model, out-of-time fold {k}/{len(usable)} "
+                        f"({len(r):,} rows)"):
+            fitted.append((fit_risk(X(r), r["target_very_late"], fs, params, seed,
+                                    tc.num_threads, callbacks=[lgb.record_evaluation(curve)],
+                                    valid=(X(c), c["target_very_late"])), c))
+        curves.append(len(c) * np.asarray(curve["valid_0"]["binary_logloss"]))
+    n_rounds = int(np.argmin(np.sum(curves, axis=0))) + 1
+    raw = np.concatenate([m.predict(X(c), num_iteration=n_rounds) for m, c in fitted])
+    y = np.concatenate([c["target_very_late"].to_numpy(dtype="float64") for _, c in fitted])
+    calibrator = fit_calibrator(raw, y, tc.calibration_method)
+    f = final[final["very_late_used"]]
+    with prog.stage(f"final very-late model ({n_rounds} rounds, {len(f):,} rows)"):
+        booster = fit_risk(X(f), f["target_very_late"], fs,
+                           params.model_copy(update={"n_estimators": n_rounds}), seed,
+                           tc.num_threads)
+    return booster, calibrator, n_rounds
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -302,6 +343,13 @@ def headline_metrics(test: pd.DataFrame, pred: pd.DataFrame, config: PaydelayCon
     out["risk"]["ece_lo"], out["risk"]["ece_hi"] = ece_interval(
         y[used], p[used], test["invoice_id"].to_numpy()[used], n_bins, seed=config.seed)
     out["risk_posting"] = risk_metrics(y[posting], p[posting], n_bins)
+    if "very_late_used" in test and "p_very_late" in pred:
+        # the ranking model (P(more than very_late_days late or written off)), same maturity rule
+        vl = test["very_late_used"].to_numpy(dtype=bool)
+        if np.unique(test["target_very_late"].to_numpy(dtype="float64")[vl]).size == 2:
+            out["very_late"] = risk_metrics(
+                test["target_very_late"].to_numpy(dtype="float64")[vl],
+                pred["p_very_late"].to_numpy(dtype="float64")[vl], n_bins)
     if truth is not None and posting.any():
         oracle = _oracle(test.loc[posting], truth)
         ok = ~np.isnan(oracle)
@@ -447,7 +495,8 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
           register: bool = True, contract: ModelContract | None = None,
           run_name: str = "train", with_report: bool = True,
           caveats: tuple[str, ...] = (), ledger: str | dict | None = None,
-          progress: Callable[[str], None] | None = None) -> TrainResult:
+          progress: Callable[[str], None] | None = None,
+          canary: Callable[[ModelBundle, pd.DataFrame], dict] | None = None) -> TrainResult:
     """Train, evaluate and (unless register=False) log + register one model bundle.
 
     rows: output of features.pit.build.build_training_set; truth: the simulator's truth frame
@@ -458,7 +507,10 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
     external data set) go into the report and the run's tags. ledger: the ledger's name (or a
     dict with "name" and what the feature builder recorded); it names the experiment and the
     registered model "<training.registered_model_name>-<ledger>". progress: called with one line
-    per stage. Raises InsufficientDataError (min-data gate) before fitting anything.
+    per stage. canary: loads the candidate the way the service does and scores a sample
+    (serving.canary.run_canary, passed in by the callers above training); with it and the
+    evaluation report, the strict gate decides the alias (training.gate: champion, best simple
+    baseline, slice floors, canary), without it only the champion rule does. Raises InsufficientDataError (min-data gate) before fitting anything.
     """
     contract = contract or ModelContract.from_config(config)
     check_version(contract, rows)  # rows built with other feature settings: refuse before fitting
@@ -492,7 +544,7 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
             mlflow.set_tag("caveats", " | ".join(caveats))
         result.run_id = active.info.run_id
         with prog.stage("logging to MLflow and registering"):
-            _log_and_register(result, config, seed, tracking_uri, with_report)
+            _log_and_register(result, config, seed, tracking_uri, with_report, canary)
     return result
 
 
@@ -510,7 +562,8 @@ def _headline_tags(metrics: dict, split: SplitResult) -> dict[str, str]:
 
 
 def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
-                      tracking_uri: str | None, with_report: bool) -> None:
+                      tracking_uri: str | None, with_report: bool,
+                      canary: Callable[[ModelBundle, pd.DataFrame], dict] | None = None) -> None:
     b, split = result.bundle, result.split
     registry.log_params({
         "seed": seed, "feature_set_version": b.feature_set_version,
@@ -543,12 +596,20 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
         "feature_set_version": b.feature_set_version, "seed": str(seed),
         **ledger_tags(result.ledger), **_headline_tags(result.metrics, split)})
     new = {"roc_auc": result.metrics["risk"]["roc_auc"], "brier": result.metrics["risk"]["brier"]}
-    decision = registry.promotion_decision(new, champion_metrics, config.training.promotion)
-    if champion_metrics is None and champion_note:  # a champion exists but was not compared
-        decision = registry.Decision(True, champion_note, new, None)
-    elif champion_note:
-        decision = registry.Decision(decision.promote, f"{decision.reason}; {champion_note}",
-                                     decision.new, decision.champion)
+    if canary is not None and result.report is not None:
+        # The strict gate: every rule judged on this run's holdout, each refusal named.
+        gate = strict_gate(result.report.scorers, result.report.slices, champion_metrics,
+                           config.training.promotion, config.monitoring,
+                           canary(b, result.test_rows))
+        reason = gate.reason + (f"; {champion_note}" if champion_note else "")
+        decision = registry.Decision(gate.promote, reason, new, champion_metrics)
+    else:
+        decision = registry.promotion_decision(new, champion_metrics, config.training.promotion)
+        if champion_metrics is None and champion_note:  # a champion exists, not compared
+            decision = registry.Decision(True, champion_note, new, None)
+        elif champion_note:
+            decision = registry.Decision(decision.promote, f"{decision.reason}; {champion_note}",
+                                         decision.new, decision.champion)
     client = registry.configure(tracking_uri)
     result.alias = registry.apply_decision(client, name, result.model_version, decision)
     result.decision = decision

@@ -15,6 +15,9 @@ outcome), so the selected rows are a fair sample:
   open then, which is late by definition. `risk_used` marks those rows.
 - `target_bucket`: the delay bucket of a late row is knowable once c is past the last bucket edge
   (net due + last edge + 1 day): cleared (label known) or still open (last bucket). `bucket_used`.
+- `target_very_late`: paid more than the very-late threshold (ModelContract.very_late_days, 30
+  days with the defaults) after the due date, or written off; knowable like the late flag once
+  the threshold instant (net due date + threshold + 1 day) is <= c. `very_late_used`.
 - `target_days_to_clear`: days from t to clearing, right-clipped at the payment horizon H, is
   knowable for every row with t + H <= c. `payment_used`. A write-off is not a payment: it counts
   as never cleared (target H). (Quantiles below H are unaffected by the
@@ -40,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import PaydelayConfig
+from training.core.contract import very_late_buckets, very_late_threshold
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "calibration", "test")
 _DAY = pd.Timedelta(days=1)
@@ -219,6 +223,21 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     out["target_bucket"] = bucket
     out["bucket_used"] = kind_ok & bucket_mature & (target_late == 1.0) & ~np.isnan(bucket)
 
+    # Very late (paid more than very_late_days days after due, or written off): knowable like
+    # the late flag, once the threshold instant (due + days + 1) is <= c: cleared before (label
+    # known) or still open then, which is very late by definition.
+    vl_days = config_very_late_days(config)
+    vl_mature = closed | (late_from(out["net_due_date"], vl_days) <= cutoff).fillna(False) \
+        .to_numpy(dtype=bool)
+    written_off = out["label_written_off"].to_numpy(dtype=bool)
+    days_late = out["label_days_late"].to_numpy(dtype="float64")
+    target_vl = np.where(known, (written_off | (days_late > vl_days)).astype("float64"),
+                         np.nan)
+    target_vl[open_at_cut & vl_mature] = 1.0
+    target_vl[~vl_mature] = np.nan
+    out["target_very_late"] = target_vl
+    out["very_late_used"] = kind_ok & vl_mature & ~np.isnan(target_vl)
+
     horizon = float(tc.payment_horizon_days)
     pay_mature = closed | ((out["snapshot_time"] + horizon * _DAY) <= cutoff).to_numpy(dtype=bool)
     # A write-off is not a payment: for the payment date it counts as never cleared.
@@ -230,6 +249,14 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     return out
 
 
+def config_very_late_days(config: PaydelayConfig) -> int:
+    """The very-late threshold of a model trained with `config` (ModelContract.very_late_days)."""
+    fc = config.features
+    very_late = (very_late_buckets(tuple(fc.bucket_edges), config.evaluation.backtest_late_days)
+                 or [len(fc.bucket_edges)])
+    return very_late_threshold(tuple(fc.bucket_edges), fc.grace_days, very_late)
+
+
 def _counts(name: str, frame: pd.DataFrame, lo, hi) -> dict:
     return {
         "split": name, "start": lo, "end": hi, "rows": len(frame),
@@ -239,6 +266,8 @@ def _counts(name: str, frame: pd.DataFrame, lo, hi) -> dict:
         "risk_late": int((frame["risk_used"] & (frame["target_late"] == 1)).sum())
         if "risk_used" in frame else 0,
         "bucket_used": int(frame["bucket_used"].sum()) if "bucket_used" in frame else 0,
+        "very_late_used": int(frame["very_late_used"].sum()) if "very_late_used" in frame
+        else 0,
         "payment_used": int(frame["payment_used"].sum()) if "payment_used" in frame else 0,
     }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from features.config.base import Section
 from features.config.evaluation import EvaluationConfig
 from features.config.features import FeatureConfig
+from features.config.monitoring import MonitoringConfig
 from features.config.rules import RuleStrategyConfig
 from features.config.sap import SapConfig
 from features.config.serving import ServingConfig
@@ -29,6 +30,7 @@ class PaydelayConfig(Section):
     rule_strategy: RuleStrategyConfig = RuleStrategyConfig()
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     sap: SapConfig = SapConfig()
 
 

@@ -382,6 +382,10 @@ def _arrow(values) -> pa.Array:
     return pa.array(values.array)
 
 
+def _is_int(values) -> bool:
+    return pd.api.types.is_integer_dtype(getattr(values, "dtype", None))
+
+
 def _isin(values: pd.Series, candidates) -> pd.Series:
     """values.isin(candidates) for text keys, by Arrow's hash join (pandas' isin on Arrow strings
     goes through Python objects: 30 times slower on a million keys)."""
@@ -389,6 +393,9 @@ def _isin(values: pd.Series, candidates) -> pd.Series:
         candidates = pd.Series(sorted(candidates), dtype="str")
     if len(values) == 0:
         return pd.Series(False, index=values.index)
+    if _is_int(values) and _is_int(candidates):  # integer key codes (_DocKeys)
+        hit = pd.Series(np.asarray(values)).isin(np.asarray(candidates)).to_numpy()
+        return pd.Series(hit, index=values.index)
     hit = pc.is_in(_arrow(values), value_set=pc.unique(_arrow(candidates)).drop_null())
     return pd.Series(hit.fill_null(False).to_numpy(zero_copy_only=False), index=values.index)
 
@@ -399,6 +406,9 @@ def _positions(keys: pd.Series, index) -> np.ndarray:
     through a small table instead of hashing the items for each lookup."""
     if len(keys) == 0 or len(index) == 0:
         return np.full(len(keys), -1)
+    if _is_int(keys) and _is_int(index):  # integer key codes (_DocKeys): pandas' int64 hash
+        index = index if isinstance(index, pd.Index) else pd.Index(np.asarray(index))
+        return index.get_indexer(np.asarray(keys))
     k, t = _arrow(keys), _arrow(pd.Series(index))
     if len(t) <= 4 * len(k):
         return np.asarray(pc.index_in(k, value_set=t).fill_null(-1).to_numpy(
@@ -411,6 +421,82 @@ def _positions(keys: pd.Series, index) -> np.ndarray:
     row_of[hit[found]] = found
     at = np.asarray(pc.index_in(k, value_set=uniq).fill_null(-1).to_numpy(zero_copy_only=False))
     return np.where(at >= 0, row_of[np.maximum(at, 0)], -1)
+
+
+class _Vocab:
+    """Integer code per distinct text value, the same in every table and step (0: missing)."""
+
+    def __init__(self, first: int = 1) -> None:
+        self.first = first
+        self.values = pa.array([], pa.large_string())
+
+    def codes(self, arr: pa.Array) -> np.ndarray:
+        if len(arr) == 0:
+            return np.zeros(0, dtype=np.int64)
+        at = pc.index_in(arr, value_set=self.values)
+        new = pc.filter(arr, pc.and_(pc.is_null(at), pc.is_valid(arr)))
+        if len(new):
+            self.values = pa.concat_arrays([self.values, pc.unique(new)])
+            at = pc.index_in(arr, value_set=self.values)
+        out = np.asarray(at.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return np.where(out >= 0, out + self.first, 0)
+
+
+_NUMBER_BITS = 37  # document number codes: 0 missing, 10**10..1.1e11 digits, above: other text
+_DIGITS = 10
+
+
+class _DocKeys:
+    """SAP document keys (BUKRS, BELNR[, GJAHR[, BUZEI]]) as int64 codes that are equal exactly
+    when the text keys are (a missing part counts as empty, like in `_key`), so that documents and
+    items join by integer hash instead of by `BUKRS|BELNR|GJAHR` text. Document numbers of up to
+    ten digits are their own code (length and value: leading zeros kept apart); other numbers,
+    and company code, year and line item, get codes from vocabularies shared by every table. A
+    key without year (company code and number) never equals one with a year, even an empty one.
+    """
+
+    _ABSENT = 1  # part not in the key at all (a missing one is 0)
+
+    def __init__(self) -> None:
+        self.bukrs, self.year, self.item = _Vocab(2), _Vocab(2), _Vocab(2)
+        self.numbers = _Vocab(11 * 10 ** _DIGITS)
+        self.prefixes = pd.Index([], dtype="int64")
+
+    @staticmethod
+    def _text(s) -> pa.Array:
+        arr = pc.cast(_arrow(s), pa.large_string())
+        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
+
+    def _number(self, s) -> np.ndarray:
+        arr = self._text(s)
+        length = pc.binary_length(arr)
+        digits = pc.and_(pc.ascii_is_decimal(arr), pc.less_equal(length, _DIGITS)).fill_null(
+            False)
+        value = pc.cast(pc.if_else(digits, arr, "0"), pa.int64()).fill_null(0).to_numpy(
+            zero_copy_only=False)
+        size = length.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out = np.where(digits.to_numpy(zero_copy_only=False), size * 10 ** _DIGITS + value, 0)
+        other = ~digits.to_numpy(zero_copy_only=False) & pc.is_valid(arr).to_numpy(
+            zero_copy_only=False)
+        if other.any():
+            out[other] = self.numbers.codes(pc.filter(arr, pa.array(other)))
+        return out
+
+    def code(self, bukrs, belnr, gjahr=None, buzei=None) -> np.ndarray:
+        n = len(belnr)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        parts = [self.bukrs.codes(self._text(bukrs)),
+                 self.year.codes(self._text(gjahr)) if gjahr is not None
+                 else np.full(n, self._ABSENT, dtype=np.int64),
+                 self.item.codes(self._text(buzei)) if buzei is not None
+                 else np.full(n, self._ABSENT, dtype=np.int64)]
+        raw = (parts[0] << 42) | (parts[1] << 21) | parts[2]
+        at = self.prefixes.get_indexer(raw)
+        if (at < 0).any():
+            self.prefixes = self.prefixes.append(pd.Index(np.unique(raw[at < 0])))
+            at = self.prefixes.get_indexer(raw)
+        return (at.astype(np.int64) << _NUMBER_BITS) | self._number(belnr)
 
 
 def lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
@@ -487,8 +573,9 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
         currency.update(dict(zip(t001["BUKRS"], t001["WAERS"])))
 
     # --- BKPF: the documents -------------------------------------------------------------------
+    keys = _DocKeys()
     bkpf = L.frames["BKPF"]
-    bkpf["_doc"] = _key(bkpf["BUKRS"], bkpf["BELNR"], bkpf["GJAHR"])
+    bkpf["_doc"] = keys.code(bkpf["BUKRS"], bkpf["BELNR"], bkpf["GJAHR"])
     dup_doc = bkpf["_doc"].duplicated().to_numpy()
     L.quarantine("BKPF", dup_doc & ~bkpf["_bad"].to_numpy(), "BELNR", "duplicate_key",
                  "second BKPF row of the same document (BUKRS, BELNR, GJAHR)")
@@ -527,7 +614,7 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     # --- BSID/BSAD: the customer items ---------------------------------------------------------
     for t in ("BSID", "BSAD"):
         f = L.frames[t]
-        f["_item"] = _key(f["BUKRS"], f["BELNR"], f["GJAHR"], f["BUZEI"])
+        f["_item"] = keys.code(f["BUKRS"], f["BELNR"], f["GJAHR"], f["BUZEI"])
         L.quarantine(t, f["_item"].duplicated(), "BUZEI", "duplicate_key",
                      "second row of the same item (BUKRS, BELNR, GJAHR, BUZEI)")
         bad_sign = ~f["SHKZG"].isin(["S", "H"]) & f["SHKZG"].notna()
@@ -542,7 +629,7 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     all_docs = bkpf[~dup_doc].set_index("_doc")
     for t in ("BSID", "BSAD"):
         f = L.frames[t]
-        f["_doc"] = _key(f["BUKRS"], f["BELNR"], f["GJAHR"])
+        f["_doc"] = keys.code(f["BUKRS"], f["BELNR"], f["GJAHR"])
         pos = _positions(f["_doc"], all_docs.index)
         f["_hpos"] = pos
         L.quarantine(t, pos < 0, "BELNR", "no_header",
@@ -577,6 +664,9 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     terms_days = items["ZTERM"].map(_terms_net_days(items["ZTERM"]))
     days = days.fillna(terms_days)
     items["_due"] = items["NETDT"].fillna(items["ZFBDT"] + pd.to_timedelta(days, unit="D"))
+    # The clearing document's key (its year: AUGGJ, else the year of the clearing date).
+    items["_aug"] = keys.code(items["BUKRS"], items["AUGBL"],
+                              items["AUGGJ"].fillna(_year(items["AUGDT"])))
 
     clock.mark("items")
     # --- cases: each item's invoice --------------------------------------------------------------
@@ -586,9 +676,10 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     has_ref = items["REBZG"].notna() & ~is_inv
     ref = items[has_ref]
     # A reference without year (REBZJ) matches the document number in any year.
-    ref_key = _key(ref["BUKRS"], ref["REBZG"], ref["REBZJ"]).where(
-        ref["REBZJ"].notna(), _key(ref["BUKRS"], ref["REBZG"]))
-    items["_short"] = _key(items["BUKRS"], items["BELNR"])
+    ref_key = pd.Series(np.where(ref["REBZJ"].notna(),
+                                 keys.code(ref["BUKRS"], ref["REBZG"], ref["REBZJ"]),
+                                 keys.code(ref["BUKRS"], ref["REBZG"])), index=ref.index)
+    items["_short"] = keys.code(items["BUKRS"], items["BELNR"])
     case = pd.Series(pd.NA, index=ref.index, dtype="str")
     invoices_known = items.loc[is_inv, ["_doc", "_short", "_case"]]
     known = invoices_known
@@ -609,12 +700,11 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     items["_case"] = items["_case"].fillna(case.reindex(items.index))
     # Items without a reference: the invoice of the items cleared with them, when only one.
     if (items["_case"].isna() & items["AUGBL"].notna()).any():
-        clearing = _key(items["BUKRS"], items["AUGBL"],
-                        items["AUGGJ"].fillna(_year(items["AUGDT"])))
+        clearing = items["_aug"]
         cleared_cases = pd.DataFrame({"c": clearing, "case": items["_case"]})[
             items["_case"].notna() & items["AUGBL"].notna()].drop_duplicates()
         unique = cleared_cases.drop_duplicates("c", keep=False).set_index("c")["case"]
-        by_clearing = lookup(clearing.where(items["AUGBL"].notna()), unique)
+        by_clearing = lookup(clearing, unique).where(items["AUGBL"].notna())
         items["_case"] = items["_case"].fillna(by_clearing.where(~is_inv))
     lost = items["_case"].isna()
     if lost.any():
@@ -635,13 +725,17 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
                              "invoice and its clearing identifies none (cash on account)",
                              k=f["SHKZG"], b=f["BELNR"]))
         items = items[~lost].reset_index(drop=True)
+    # Each invoice as a number (`_cid`) from here on; its text (the case id) goes on the events.
+    items["_cid"], case_names = pd.factorize(items["_case"])
 
     clock.mark("cases")
     # One invoice per invoice document; its first customer item gives the due date and terms.
     invoices = items[items["_class"].eq("invoice").to_numpy()]
-    inv = _first_rows(invoices, invoices["_case"], invoices["_signed"]).set_index("_case")
+    inv = _first_rows(invoices, invoices["_cid"], invoices["_signed"]).set_index("_case")
+    inv_of_cid = np.full(len(case_names), -1)
+    inv_of_cid[inv["_cid"].to_numpy()] = np.arange(len(inv))
     parts: list[pd.DataFrame] = []
-    parts.append(_events(A.INVOICE_POSTED, inv.index.to_series(), inv["_time"],
+    parts.append(_events(A.INVOICE_POSTED, inv.index.to_series(), inv["_time"], cid=inv["_cid"],
                          customer=inv["KUNNR"], amount=inv["_sum"].round(2),
                          user=inv["_user"], document_type=inv["_blart"],
                          recorded=inv["_recorded"], table=inv["_table"], row=inv["_row"],
@@ -652,32 +746,33 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
 
     # Postings of credit memos and payments: one event per document and invoice.
     other = items[~items["_class"].eq("invoice").to_numpy()]
-    docs = _first_rows(other, _key(other["_doc"], other["_case"]), other["_signed"])
+    docs = _first_rows(other, _pair(other["_doc"], other["_cid"]), other["_signed"])
     for cls, activity in (("credit_memo", A.CREDIT_MEMO_POSTED),
                           ("payment", A.INCOMING_PAYMENT_POSTED)):
         d = docs[docs["_class"].eq(cls).to_numpy()]
-        parts.append(_events(activity, d["_case"], d["_time"], customer=d["KUNNR"],
+        parts.append(_events(activity, d["_case"], d["_time"], cid=d["_cid"],
+                             customer=d["KUNNR"],
                              amount=(-d["_sum"]).round(2), user=d["_user"],
                              document_type=d["_blart"], recorded=d["_recorded"],
                              table=d["_table"], row=d["_row"]))
     residual = items[(items["SHKZG"].eq("S") & items["_class"].isin(
         ["payment", "clearing", "write_off"])).to_numpy()]
-    res = _first_rows(residual, _key(residual["_doc"], residual["_case"]), residual["DMBTR"])
+    res = _first_rows(residual, _pair(residual["_doc"], residual["_cid"]), residual["DMBTR"])
     res = res.rename(columns={"_sum": "amount", "_time": "time", "_recorded": "recorded",
                               "_user": "user", "_blart": "blart", "KUNNR": "customer",
                               "_table": "table", "_row": "row"})
-    parts.append(_events(A.RESIDUAL_ITEM_CREATED, res["_case"], res["time"],
+    parts.append(_events(A.RESIDUAL_ITEM_CREATED, res["_case"], res["time"], cid=res["_cid"],
                          customer=res["customer"], amount=res["amount"].round(2),
                          user=res["user"], document_type=res["blart"], recorded=res["recorded"],
                          table=res["table"], row=res["row"]))
 
     clock.mark("postings")
     # --- clearing: invoice cleared / written off -------------------------------------------------
-    parts.append(_terminal_events(items, L, good_docs, config))
+    parts.append(_terminal_events(items, L, good_docs, config, keys))
 
     clock.mark("clearing")
     # --- dunning --------------------------------------------------------------------------------
-    cases = _CaseIndex(items)
+    cases = _CaseIndex(items, keys)
     run_time = pd.to_timedelta(config.dunning_run_time)
     if "MHND" in L.frames:
         frame = L.frames["MHND"]
@@ -769,7 +864,7 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     clock.mark("changes")
     # --- assemble, validate, derive -------------------------------------------------------------
     raw = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    raw = _invoice_attributes(raw, inv)
+    raw = _invoice_attributes(raw, inv, inv_of_cid)
     if pd.isna(last_refresh):
         last_refresh = raw["event_time"].max()
         notes.append(f"no EXTRACT table and no sap.extract_time: the extract's time is taken "
@@ -826,7 +921,13 @@ def _codes(keys: pd.Series) -> np.ndarray:
     return np.asarray(pd.factorize(keys)[0], dtype=np.int64)
 
 
-def _first_rows(frame: pd.DataFrame, keys: pd.Series, values: pd.Series) -> pd.DataFrame:
+def _pair(codes: pd.Series, text: pd.Series) -> np.ndarray:
+    """One integer per distinct (integer code, text) pair."""
+    a, b = _codes(codes), _codes(text)
+    return a * (int(b.max(initial=0)) + 2) + (b + 1)
+
+
+def _first_rows(frame: pd.DataFrame, keys, values: pd.Series) -> pd.DataFrame:
     """The first row of each key (in frame order) with `_sum`, the total of `values` per key."""
     codes = _codes(keys)
     _, first = np.unique(codes, return_index=True)
@@ -845,10 +946,16 @@ def _terms_net_days(terms: pd.Series) -> dict:
     return out
 
 
-def _events(activity: A, case: pd.Series, time: pd.Series, *, table, row, **values
-            ) -> pd.DataFrame:
+def _repeat(value, n: int) -> pd.Series:
+    if isinstance(value, str):  # Arrow repeats text without a Python list
+        return pd.Series(pa.repeat(value, n), dtype="str")
+    return pd.Series([value] * n)
+
+
+def _events(activity: A, case: pd.Series, time: pd.Series, *, table, row, cid=None,
+            **values) -> pd.DataFrame:
     """A block of raw events of one activity (values: event-log columns, or `user`,
-    `recorded`, `customer`)."""
+    `recorded`, `customer`; `cid`: the invoice's number in the items, where known)."""
     n = len(case)
     rename = {"user": "user_name", "recorded": "recorded_time", "customer": "customer_id"}
 
@@ -857,11 +964,12 @@ def _events(activity: A, case: pd.Series, time: pd.Series, *, table, row, **valu
             return v.reset_index(drop=True)
         if isinstance(v, np.ndarray):
             return pd.Series(v)
-        return pd.Series([v] * n, dtype="str" if isinstance(v, str) else None)
+        return _repeat(v, n)
 
     frame = {"event_time": column(time).astype("datetime64[us]"),
-             "activity": pd.Series([activity.value] * n, dtype="str"),
-             "invoice_id": column(case).astype("str")}
+             "activity": _repeat(activity.value, n),
+             "invoice_id": column(case).astype("str"),
+             "_cid": pd.Series(np.full(n, -1) if cid is None else np.asarray(cid, np.int64))}
     for k, v in values.items():
         if v is not None:
             frame[rename.get(k, k)] = column(v)
@@ -877,19 +985,20 @@ def _events(activity: A, case: pd.Series, time: pd.Series, *, table, row, **valu
 
 
 def _terminal_events(items: pd.DataFrame, L: _Ledger, docs: pd.DataFrame,
-                     config: SapConfig) -> pd.DataFrame:
+                     config: SapConfig, keys: _DocKeys) -> pd.DataFrame:
     """The last clearing of each invoice whose debit items are all cleared (`docs`: the good
-    BKPF rows by document key)."""
-    items = items[["BUKRS", "KUNNR", "SHKZG", "AUGBL", "AUGDT", "AUGGJ", "RSTGR", "_open",
-                   "_case", "_doc", "_class", "_signed", "_table", "_row"]]
-    debit = items[items["SHKZG"].eq("S").to_numpy()]
-    open_cases = debit.loc[debit["_open"].to_numpy(), "_case"]
-    closed = debit[~_isin(debit["_case"], open_cases).to_numpy()]
+    BKPF rows by document key; `_aug` the clearing document's key, `_cid` the invoice)."""
+    debit = items["SHKZG"].eq("S").to_numpy()
+    cid = items["_cid"].to_numpy()
+    open_cases = np.zeros(int(cid.max(initial=-1)) + 1, dtype=bool)
+    open_cases[cid[debit & items["_open"].to_numpy()]] = True
+    closed = items[["KUNNR", "AUGBL", "AUGDT", "_aug", "_cid", "_case", "_table", "_row"]][
+        debit & ~open_cases[cid]]
     if closed.empty:
         return pd.DataFrame()
-    f_key = _key(closed["BUKRS"], closed["AUGBL"], closed["AUGGJ"].fillna(_year(closed["AUGDT"])))
+    f_key = closed["_aug"]
     f_pos = _positions(f_key, docs.index)
-    order = pd.DataFrame({"case": closed["_case"].to_numpy(), "augdt": closed["AUGDT"].to_numpy(),
+    order = pd.DataFrame({"case": closed["_cid"].to_numpy(), "augdt": closed["AUGDT"].to_numpy(),
                           "f_time": docs["_time"].array.take(f_pos, allow_fill=True),
                           "i": np.arange(len(closed))})
     order = order.sort_values(["augdt", "f_time"], kind="stable", na_position="first")
@@ -907,19 +1016,22 @@ def _terminal_events(items: pd.DataFrame, L: _Ledger, docs: pd.DataFrame,
     wo_docs = items.loc[items["RSTGR"].isin(codes).to_numpy(), "_doc"]
     bseg = L.good("BSEG")
     if len(bseg):
-        wo_docs = pd.concat([wo_docs, _key(bseg["BUKRS"], bseg["BELNR"], bseg["GJAHR"])[
+        wo_docs = pd.concat([wo_docs, pd.Series(keys.code(bseg["BUKRS"], bseg["BELNR"],
+                                                          bseg["GJAHR"]))[
             bseg["RSTGR"].isin(codes).to_numpy()]])
     written_off = (doc_column("_class").eq("write_off").fillna(False) | _isin(f_doc, wo_docs)
                    ).to_numpy()
     # Amounts: what the final clearing settled, from the items it cleared.
-    cleared = items[items["AUGBL"].notna().to_numpy()]
-    aug_doc = _key(cleared["BUKRS"], cleared["AUGBL"],
-                   cleared["AUGGJ"].fillna(_year(cleared["AUGDT"])))
-    case_pos = _positions(cleared["_case"], case)
-    by_final = (case_pos >= 0) & (aug_doc.to_numpy() == f_doc.to_numpy()[case_pos])
-    by_f = pd.DataFrame({"pos": case_pos[by_final], "signed": cleared["_signed"].to_numpy()[
-        by_final], "cls": cleared["_class"].to_numpy()[by_final],
-        "own": (cleared["_doc"].to_numpy() == aug_doc.to_numpy())[by_final]})
+    cleared = items["AUGBL"].notna().to_numpy()
+    aug_doc = items["_aug"].to_numpy()[cleared]
+    final_of_cid = np.full(len(open_cases), -1)
+    final_of_cid[final["_cid"].to_numpy()] = np.arange(len(final))
+    case_pos = final_of_cid[cid[cleared]]
+    by_final = (case_pos >= 0) & (aug_doc == f_doc.to_numpy()[case_pos])
+    by_f = pd.DataFrame({"pos": case_pos[by_final],
+                         "signed": items["_signed"].to_numpy()[cleared][by_final],
+                         "cls": items["_class"].to_numpy()[cleared][by_final],
+                         "own": (items["_doc"].to_numpy()[cleared] == aug_doc)[by_final]})
     n = len(final)
 
     def total(mask) -> np.ndarray:
@@ -935,12 +1047,13 @@ def _terminal_events(items: pd.DataFrame, L: _Ledger, docs: pd.DataFrame,
     user = doc_column("USNAM") if "USNAM" in docs else None
     wo = written_off
     out = [
-        _events(A.INVOICE_CLEARED, case[~wo], time[~wo],
+        _events(A.INVOICE_CLEARED, case[~wo], time[~wo], cid=final["_cid"][~wo],
                 amount=pd.Series(cleared_amount[~wo]).round(2),
                 clearing_document=final["AUGBL"][~wo], user=None if user is None else user[~wo],
                 recorded=recorded[~wo], customer=final["KUNNR"][~wo],
                 table=final["_table"][~wo], row=final["_row"][~wo]),
-        _events(A.INVOICE_WRITTEN_OFF, case[wo], time[wo], amount=pd.Series(lost[wo]).round(2),
+        _events(A.INVOICE_WRITTEN_OFF, case[wo], time[wo], cid=final["_cid"][wo],
+                amount=pd.Series(lost[wo]).round(2),
                 clearing_document=final["AUGBL"][wo], is_written_off=True,
                 document_type=doc_column("BLART")[wo],
                 user=None if user is None else user[wo], recorded=recorded[wo],
@@ -952,15 +1065,15 @@ def _terminal_events(items: pd.DataFrame, L: _Ledger, docs: pd.DataFrame,
 class _CaseIndex:
     """Item key, document key and (company code, document number) -> invoice, built on use."""
 
-    def __init__(self, items: pd.DataFrame) -> None:
-        self.items = items
+    def __init__(self, items: pd.DataFrame, keys: _DocKeys) -> None:
+        self.items, self.keys = items, keys
         self.tables: dict[str, pd.Series] = {}
 
     def table(self, column: str) -> pd.Series:
         if column not in self.tables:
             keep = "last" if column == "_short" else "first"  # the latest year of a number
-            self.tables[column] = self.items.drop_duplicates(column, keep=keep).set_index(
-                column)["_case"]
+            t = pd.Series(self.items["_case"].array, index=self.items[column].to_numpy())
+            self.tables[column] = t[~t.index.duplicated(keep=keep)]
         return self.tables[column]
 
     def find(self, bukrs: pd.Series, belnr: pd.Series, gjahr: pd.Series | None = None,
@@ -968,17 +1081,19 @@ class _CaseIndex:
         """Invoice of each row: by item, else by document, else by document number in any
         year; each step only for the rows still unresolved."""
         case = pd.Series(pd.NA, index=belnr.index, dtype="str")
+        code = self.keys.code
         steps = []
         if buzei is not None and gjahr is not None:
-            steps.append(("_item", lambda m: _key(bukrs[m], belnr[m], gjahr[m], buzei[m])))
+            steps.append(("_item", lambda m: code(bukrs[m], belnr[m], gjahr[m], buzei[m])))
         if gjahr is not None:
-            steps.append(("_doc", lambda m: _key(bukrs[m], belnr[m], gjahr[m])))
-        steps.append(("_short", lambda m: _key(bukrs[m], belnr[m])))
+            steps.append(("_doc", lambda m: code(bukrs[m], belnr[m], gjahr[m])))
+        steps.append(("_short", lambda m: code(bukrs[m], belnr[m])))
         for column, keys in steps:
             todo = case.isna().to_numpy()
             if not todo.any():
                 break
-            case = case.fillna(lookup(keys(todo), self.table(column)).reindex(case.index))
+            found = lookup(pd.Series(keys(todo), index=case.index[todo]), self.table(column))
+            case = case.fillna(found.reindex(case.index))
         return case
 
 
@@ -1101,10 +1216,17 @@ def _quarantine_changes(L: _Ledger, rows: pd.DataFrame, column: str, code: str,
                  lambda sub: _messages("CDPOS", sub["_row"], column, template, k=key))
 
 
-def _invoice_attributes(raw: pd.DataFrame, inv: pd.DataFrame) -> pd.DataFrame:
+def _invoice_attributes(raw: pd.DataFrame, inv: pd.DataFrame, inv_of_cid: np.ndarray
+                        ) -> pd.DataFrame:
     """Every event carries its invoice's company code, net due date and payment terms (and its
-    customer when the source row names none)."""
-    pos = _positions(raw["invoice_id"], inv.index)
+    customer when the source row names none). Events of the items find their invoice by number
+    (`_cid`), the others by case id."""
+    cid = raw["_cid"].to_numpy()
+    known = cid >= 0
+    pos = np.full(len(raw), -1)
+    pos[known] = inv_of_cid[cid[known]]
+    if not known.all():
+        pos[~known] = _positions(raw.loc[~known, "invoice_id"], inv.index)
     for col, src in (("company_code", "company"), ("net_due_date", "due"),
                      ("payment_terms", "terms"), ("customer_id", "customer")):
         value = pd.Series(inv[src].array.take(pos, allow_fill=True), index=raw.index)

@@ -150,3 +150,29 @@ def test_fixed_pages_are_served_on_get_only():
     mw = GuardMiddleware(_app, paths=["/score"], pages=pages)
     assert _call(mw, "/docs.json", method="GET") == (200, b'{"openapi": "3.1.0"}')
     assert _call(mw, "/docs.json", method="POST")[0] == 200  # the app's, not the page
+
+
+def test_a_path_counted_under_the_shared_metrics_label_is_routed_as_sent():
+    from serving.guards import REAL_PATH_KEY
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = GuardMiddleware(app, paths=["/score"], pages={"/page": (b"text/html", b"<p>")})
+    sent = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    for real in ("/page", "/new-route"):
+        scope = {"type": "http", "method": "GET", "path": "/__unknown__", "headers": [],
+                 REAL_PATH_KEY: (real, real.encode())}
+        asyncio.run(mw(scope, receive, send))
+    assert sent[0]["status"] == 200 and seen == ["/new-route"]

@@ -13,7 +13,7 @@ from serving import api_models as am
 from serving.handlers import (Job, Refused, handle_explain, handle_rerank, handle_score,
                               metadata, rerank_many, score_many, to_json)
 from serving.predict import feature_rows, model_matrix, score_matrix
-from serving.reasons import merge_linked
+from serving.reasons import COLUMN_FEATURES, merge_linked
 from serving.validation import items_frame
 from training.core.rules import rule_points
 
@@ -80,7 +80,8 @@ def test_rerank_orders_by_expected_amount_at_risk_with_rules_and_reasons(world, 
         assert mags == sorted(mags, reverse=True)
         for r in it.reasons:
             assert r.direction == ("raises" if r.contribution > 0 else "lowers")
-            assert r.sentence.endswith(f"({r.direction} the risk)")
+            assert r.sentence.endswith(f"({r.direction} the risk, {r.weight * 100:+.1f} points)")
+            assert (r.weight > 0) == (r.contribution > 0)
 
 
 def open_state_of(request_) -> pd.DataFrame:
@@ -98,7 +99,9 @@ def test_reasons_are_the_top_contributions_of_explain(world, request_):
         overdue = pd.DataFrame({"days_overdue": [next(c["value"] for c in exp["contributions"]
                                                       if c["feature"] == "days_overdue")]})
         merged = merge_linked(phi, overdue, names)[0]
-        top = [names[j] for j in np.argsort(-np.abs(merged), kind="stable") if merged[j] != 0]
+        # days overdue is a worklist column, not a reason (serving.reasons.COLUMN_FEATURES)
+        top = [names[j] for j in np.argsort(-np.abs(merged), kind="stable")
+               if merged[j] != 0 and names[j] not in COLUMN_FEATURES]
         assert [r["feature"] for r in item["reasons"]] == top[:3]
         assert [r["sentence"] for r in item["reasons"]] == exp["sentences"]
         assert item["p_late"] == pytest.approx(exp["item"]["p_late"])

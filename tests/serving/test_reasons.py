@@ -61,7 +61,7 @@ def test_booleans_use_their_false_sentence_and_missing_values_say_none(templates
     assert text == "days since the last dunning run: none"
     # a template naming another feature that is missing falls back as well
     tpl = templates["hist_late_ratio"]
-    assert sentence(tpl, 0.5, {f: np.nan for f in tpl.fields}).endswith(": none")
+    assert sentence(tpl, 0.5, {f: np.nan for f in tpl.fields}).endswith(": no payment history yet")
 
 
 def test_sentences_carry_the_values_that_drove_them(templates):
@@ -133,3 +133,53 @@ def test_linked_due_date_features_give_one_reason_with_their_summed_credit():
     np.testing.assert_allclose(merged, [[0.0, 2.3, 0.3], [-0.3, 0.0, 0.3]])
     np.testing.assert_allclose(merged.sum(axis=1), phi.sum(axis=1))
     assert phi[0, 0] == 1.1  # the caller's contributions are not modified
+
+
+# --- sentences read right for every value ---------------------------------------------------
+@pytest.mark.parametrize("name, value, others, expected", [
+    ("days_to_due", -193.0, {}, "due date passed 193 days ago"),
+    ("days_to_due", 0.2, {}, "due today"),
+    ("days_to_due", 12.0, {}, "12 days left until the due date"),
+    ("hist_avg_days_late", -3.4, {}, "pays 3 days before the due date on average"),
+    ("hist_avg_days_late", 0.3, {}, "pays on the due date on average"),
+    ("hist_avg_days_late", 23.0, {}, "pays 23 days after the due date on average"),
+    ("hist_max_days_late", -3.0, {}, "paid every invoice at least 3 days early"),
+    ("hist_late_ratio", 0.3, {"hist_n_cleared_late": 3.0, "hist_n_cleared": 10.0,
+                              "hist_avg_days_late": -4.0},
+     "paid 3 of the last 10 invoices late, 4 days before the due date on average"),
+    ("hist_days_late_slope", -0.5, {}, "pays 0.5 days earlier every month lately"),
+    ("hist_days_late_trend_at_due", -7.0, {}, "at its recent trend, would pay 7 days before "
+                                              "this due date"),
+    ("days_to_promised_date", -2.0, {}, "payment promised for a date that passed 2 days ago"),
+    ("terms_discount_days", 0.0, {}, "no cash discount"),
+    ("risk_category", None, {}, "customer credit risk category: not on record for this "
+                                "customer"),
+    ("hist_avg_days_late", np.nan, {}, "mean days between due date and payment: no payment "
+                                       "history yet"),
+])
+def test_sentences_read_right_whatever_the_sign_or_a_missing_value(templates, name, value,
+                                                                   others, expected):
+    assert sentence(templates[name], value, others) == expected
+
+
+def test_no_sentence_shows_a_negative_count_of_days(world, templates):
+    rows = world.rows.sample(400, random_state=5)
+    for row in _row_dicts(rows, templates):
+        for name, tpl in templates.items():
+            text = sentence(tpl, row[name], {f: row[f] for f in tpl.fields})
+            assert not re.search(r"-\d+(\.\d+)? days", text), text
+            assert ": none" not in text or tpl.name not in {"risk_category", "credit_limit"}
+
+
+def test_reasons_carry_weights_and_leave_out_the_columns(templates):
+    names = ["days_overdue", "days_to_due", "dispute_open", "amount"]
+    rows = pd.DataFrame({"days_overdue": [40.0], "days_to_due": [-40.0],
+                         "dispute_open": [True], "amount": [100.0]})
+    phi = np.array([[2.0, 0.5, 0.4, -0.1]])
+    weights = phi * 0.1
+    got = top_reasons(phi, rows, names, templates, k=3, weights=weights,
+                      leave_out=("days_overdue", "days_to_due"))[0]
+    assert [r["feature"] for r in got] == ["dispute_open", "amount"]
+    assert got[0]["weight"] == pytest.approx(0.04)
+    assert got[0]["sentence"] == "Invoice is in dispute (raises the risk, +4.0 points)"
+    assert got[1]["sentence"].endswith("(lowers the risk, -1.0 points)")

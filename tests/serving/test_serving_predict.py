@@ -100,7 +100,10 @@ def test_store_lookup_equals_join_history(world, open_state):
 
 def test_contributions_explain_the_raw_score(world, rows):
     contrib = contribution_frame(world.model, rows)
-    raw = world.bundle.risk.predict(model_matrix(world.model, rows), raw_score=True)
+    # the ranking model's (the very-late booster: its output orders the worklist)
+    booster = world.bundle.ranking_booster
+    assert booster is world.bundle.very_late
+    raw = booster.predict(model_matrix(world.model, rows), raw_score=True)
     np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)
-    ref = world.bundle.risk.predict(model_matrix(world.model, rows), pred_contrib=True)
+    ref = booster.predict(model_matrix(world.model, rows), pred_contrib=True)
     np.testing.assert_allclose(contrib.to_numpy(), ref, atol=1e-9)

@@ -4,7 +4,8 @@ Every fact that must be the same when a model is trained, scored, served and des
 here, and nowhere else: the feature names, kinds and monotone signs and the feature-set version
 (from features.pit.feature_spec for the config's windows, grace days and cold-start threshold),
 the FeatureConfig the rows were built with, the delay buckets (from the bucket edges and grace
-days) and which of them count as "very late" (the expected amount at risk), the payment-date
+days) and which of them count as "very late" (the expected amount at risk; `very_late_days` is
+the very-late model's threshold, the first very-late bucket's lower edge), the payment-date
 anchor feature (resolved against the feature names), the risk-class cut-offs and the SAP-style
 rule strategy served beside the model. `ModelContract.from_config(config)` derives it; the model
 bundle stores it (JSON) and training, scoring, serving and the API read that stored copy, so a
@@ -122,6 +123,20 @@ def very_late_buckets(bucket_edges: tuple[int, ...], late_days: int) -> list[int
     return [k for k in range(1, len(bucket_edges) + 1) if bucket_edges[k - 1] >= late_days]
 
 
+def very_late_threshold(bucket_edges: tuple[int, ...], grace_days: int,
+                        very_late: tuple[int, ...] | list[int]) -> int:
+    """Days late beyond which an item is "very late": the lower edge of the first very-late
+    bucket (at least the grace days), so P(very late) and the very-late buckets are one event:
+    paid more than this many days after the net due date, or written off."""
+    edges = tuple(int(e) for e in bucket_edges)
+    return max(edges[min(very_late) - 1], int(grace_days))
+
+
+def very_late_label(days: int) -> str:
+    """The collector-language name of P(very late)."""
+    return f"chance of paying more than {days} days late or not at all"
+
+
 def resolve_anchor(anchor: str | None, feature_names) -> str | None:
     """The configured payment-date anchor feature if the model reads it, else None."""
     return anchor if anchor in tuple(feature_names) else None
@@ -188,6 +203,18 @@ class ModelContract:
         return tuple(int(e) for e in self.feature_config.bucket_edges)
 
     @property
+    def very_late_days(self) -> int:
+        """The very-late model's threshold: paid more than this many days late, or written off
+        (the first very-late bucket's lower edge; 30 with the defaults)."""
+        return very_late_threshold(self.bucket_edges, self.grace_days, self.very_late)
+
+    @property
+    def very_late_label(self) -> str:
+        """p_very_late in collector language ("chance of paying more than 30 days late or not
+        at all")."""
+        return very_late_label(self.very_late_days)
+
+    @property
     def n_late_buckets(self) -> int:
         """Classes of the bucket booster (the late buckets 1..n)."""
         return len(self.feature_config.bucket_edges)
@@ -211,6 +238,7 @@ class ModelContract:
             "rule_strategy": self.rule_strategy.model_dump(mode="json"),
             # derived from feature_config; written for readers of bundle.json, not read back
             "delay_buckets": [b.to_dict() for b in self.buckets],
+            "very_late_days": self.very_late_days,
         }
 
     @classmethod
@@ -224,4 +252,4 @@ class ModelContract:
 
 
 __all__ = ["ModelContract", "FeatureSet", "DelayBucket", "RISK_CLASSES", "delay_buckets",
-           "very_late_buckets", "resolve_anchor"]
+           "very_late_buckets", "very_late_threshold", "very_late_label", "resolve_anchor"]

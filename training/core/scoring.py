@@ -8,13 +8,21 @@ comes from the bundle's contract (training.core.contract), never from a config.
 Definitions (the one place they are written down), for a contract with delay buckets 0..n
 (n = len(bucket_edges); the defaults give 0 on time, 1-30, 31-60, 61-90, > 90 days late):
 - p_late: calibrated P(cleared after net due date + grace days, or written off).
-- p_bucket_0 = 1 - p_late; p_bucket_k = p_late * P(bucket k | late), k = 1..n (rows sum to 1).
+- p_very_late: calibrated P(cleared more than contract.very_late_days after the net due date,
+  or written off) from the dedicated very-late booster (bundle.very_late), clipped to p_late
+  (the event is a part of "late"); in collector language the contract's very_late_label,
+  "chance of paying more than 30 days late or not at all". Without a very-late booster
+  (too little history) it is the sum of the very-late buckets.
+- p_bucket_0 = 1 - p_late; p_bucket_k = p_late * P(bucket k | late), k = 1..n (rows sum to 1),
+  then rescaled so that the very-late buckets sum to p_very_late: each very-late bucket keeps
+  its share of the very-late mass, each other late bucket its share of p_late - p_very_late
+  (rows still sum to 1; with every late bucket very late, p_very_late is p_late).
 - risk_class: low | medium | high | very_high by the contract's risk_class_cutoffs on p_late.
 - days_to_clear_p10/p50/p90: quantiles of days from the snapshot t to clearing, non-crossing.
 - pay_date_pXX: the calendar day of t + days_to_clear_pXX (time of day dropped).
-- expected_amount_at_risk = open_amount * P(very late) = open_amount * the sum of the contract's
-  very-late buckets (those starting at or beyond evaluation.backtest_late_days: more than 30
-  days late or written off with the defaults, p_bucket_2 + p_bucket_3 + p_bucket_4). Not
+- expected_amount_at_risk = open_amount * p_very_late (= open_amount * the sum of the
+  contract's very-late buckets, those starting at or beyond evaluation.backtest_late_days: more
+  than 30 days late or written off with the defaults, p_bucket_2 + p_bucket_3 + p_bucket_4). Not
   open_amount * p_late: on a collections worklist every item is already overdue, so its p_late
   is ~1 and that product would just rank by amount; what a collector can still change is
   whether the money arrives much later or never.
@@ -36,7 +44,7 @@ from training.core.payment import QUANTILE_KEYS, payment_offset, predict_relativ
 
 def output_columns(contract: ModelContract) -> tuple[str, ...]:
     """The columns `score` returns for a model of this contract, in order."""
-    return ("p_late", *contract.bucket_columns, "risk_class",
+    return ("p_late", "p_very_late", *contract.bucket_columns, "risk_class",
             *[f"days_to_clear_{k}" for k in QUANTILE_KEYS],
             *[f"pay_date_{k}" for k in QUANTILE_KEYS], "expected_amount_at_risk")
 
@@ -46,8 +54,9 @@ def score(bundle: ModelBundle, rows: pd.DataFrame) -> pd.DataFrame:
     check_rows(bundle.contract, rows)
     X, unseen = bundle.matrix.build(rows)
     bucket_q = bundle.bucket.predict(X) if bundle.bucket is not None else None
+    vl_raw = bundle.very_late.predict(X) if bundle.very_late is not None else None
     out = compose(bundle, rows, bundle.risk.predict(X), bucket_q,
-                  predict_relative(bundle.quantiles, X))
+                  predict_relative(bundle.quantiles, X), vl_raw)
     out.attrs["unseen_categories"] = unseen
     return out
 
@@ -78,6 +87,32 @@ def bucket_probabilities(p_late: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - p_late, p_late[:, None] * q])
 
 
+def rescale_very_late(buckets: np.ndarray, p_very_late: np.ndarray,
+                      very_late: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket probabilities whose very-late columns sum to p_very_late (module doc), and
+    p_very_late itself (clipped to p_late = 1 - column 0; equal to it when every late bucket is
+    very late)."""
+    p_late = 1.0 - buckets[:, 0]
+    vl = np.zeros(buckets.shape[1], dtype=bool)
+    vl[list(very_late)] = True
+    other = ~vl
+    other[0] = False
+    if not other.any():
+        return buckets, p_late
+    p_vl = np.clip(np.asarray(p_very_late, dtype="float64"), 0.0, p_late)
+    out = buckets.copy()
+    late = buckets[:, 1:].sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(late > 0, buckets / np.where(late > 0, late, 1.0), 0.0)
+        vl_share = share[:, vl].sum(axis=1, keepdims=True)
+        other_share = share[:, other].sum(axis=1, keepdims=True)
+        out[:, vl] = p_vl[:, None] * np.where(vl_share > 0, share[:, vl] / vl_share,
+                                              1.0 / vl.sum())
+        out[:, other] = (p_late - p_vl)[:, None] * np.where(
+            other_share > 0, share[:, other] / other_share, 1.0 / other.sum())
+    return out, p_vl
+
+
 def risk_class(p_late: np.ndarray, cutoffs: tuple[float, ...]) -> np.ndarray:
     """low | medium | high | very_high by the p_late cut-offs (a cut-off is inclusive of the
     higher class)."""
@@ -89,25 +124,29 @@ def risk_class(p_late: np.ndarray, cutoffs: tuple[float, ...]) -> np.ndarray:
 
 
 def compose(bundle: ModelBundle, rows: pd.DataFrame, raw: np.ndarray,
-            bucket_q: np.ndarray | None, relative: np.ndarray) -> pd.DataFrame:
+            bucket_q: np.ndarray | None, relative: np.ndarray,
+            very_late_raw: np.ndarray | None = None) -> pd.DataFrame:
     """The output columns from the boosters' raw predictions (module doc for the definitions).
 
     raw: risk booster probabilities; bucket_q: bucket booster shares (None: the bundle's prior);
-    relative: sorted P10/P50/P90 days relative to the offset (core.payment.predict_relative).
+    relative: sorted P10/P50/P90 days relative to the offset (core.payment.predict_relative);
+    very_late_raw: the very-late booster's probabilities (None: the bundle has none).
     A frame over `compose_columns`, which serving calls on its arrays directly, so the
     definitions live in one place.
     """
     cols = compose_columns(
         bundle, pd.to_datetime(rows["snapshot_time"]).to_numpy(),
         payment_offset(rows, bundle.contract.payment_anchor),
-        rows["open_amount"].astype("float64").to_numpy(), raw, bucket_q, relative)
+        rows["open_amount"].astype("float64").to_numpy(), raw, bucket_q, relative,
+        very_late_raw)
     cols["risk_class"] = pd.Series(cols["risk_class"], index=rows.index, dtype="str")
     return pd.DataFrame(cols, index=rows.index)
 
 
 def compose_columns(bundle: ModelBundle, snapshot_time: np.ndarray, offset: np.ndarray,
                     open_amount: np.ndarray, raw: np.ndarray, bucket_q: np.ndarray | None,
-                    relative: np.ndarray) -> dict[str, np.ndarray]:
+                    relative: np.ndarray, very_late_raw: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
     """compose's outputs as arrays (risk_class: an object array of str), from the rows'
     snapshot times (datetime64), payment-date offsets (core.payment.payment_offset with the
     contract's anchor) and open amounts."""
@@ -120,9 +159,14 @@ def compose_columns(bundle: ModelBundle, snapshot_time: np.ndarray, offset: np.n
     if buckets.shape[1] != len(contract.buckets):
         raise ValueError(f"the bucket model gives {buckets.shape[1]} buckets, the contract has "
                          f"{len(contract.buckets)}")
+    if bundle.very_late is not None and very_late_raw is not None:
+        p_vl = np.clip(apply_calibrator(bundle.ranking_calibrator, very_late_raw), 0.0, 1.0)
+        buckets, p_vl = rescale_very_late(buckets, p_vl, contract.very_late)
+    else:
+        p_vl = buckets[:, list(contract.very_late)].sum(axis=1)
     days = to_days(relative, offset, bundle.conformal)
 
-    cols: dict[str, np.ndarray] = {"p_late": p_late}
+    cols: dict[str, np.ndarray] = {"p_late": p_late, "p_very_late": p_vl}
     for k, column in enumerate(contract.bucket_columns):
         cols[column] = buckets[:, k]
     cols["risk_class"] = risk_class(p_late, contract.risk_class_cutoffs)
@@ -133,6 +177,5 @@ def compose_columns(bundle: ModelBundle, snapshot_time: np.ndarray, offset: np.n
         # t + days, the time of day dropped (numpy: a fifth of pandas' cost on a request)
         when = t + pd.to_timedelta(days[:, j], unit="D").to_numpy()
         cols[f"pay_date_{key}"] = when.astype("datetime64[D]").astype("datetime64[ns]")
-    very_late = buckets[:, list(contract.very_late)].sum(axis=1)
-    cols["expected_amount_at_risk"] = np.asarray(open_amount, dtype="float64") * very_late
+    cols["expected_amount_at_risk"] = np.asarray(open_amount, dtype="float64") * p_vl
     return cols
