@@ -10,7 +10,7 @@ DEMO_DIR := data/processed/demo
 .DEFAULT_GOAL := help
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: browser help venv test test-fast demo lock sample bench clean serve ui bento lint
+.PHONY: weekly browser help venv test test-fast demo lock sample bench clean serve ui bento lint
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ test-fast: venv ## Tests without the slow end-to-end ones
 
 demo: venv ## Simulate a ledger, build features, train, register, serve and re-rank a sample worklist
 	$(BIN)/paydelay demo --workdir $(DEMO_DIR)
+
+LEDGER ?= data/interim/ledger
+weekly: venv ## Score the open items as of today and run the monitor (exit 1 on an alarm)
+	$(BIN)/paydelay score --ledger $(LEDGER)
+	$(BIN)/paydelay monitor --ledger $(LEDGER)
 
 bento: venv requirements-serving.txt ## Build a Bento of @champion: model, customer store, runtime requirements
 	$(BIN)/paydelay bento
