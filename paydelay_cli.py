@@ -766,7 +766,11 @@ def score(
         row = r.summary()
         table.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row.values()])
     console.print(table)
-    console.print(f"Wrote {len(results)} prediction table(s) to {results[-1].path.parent}/")
+    for r in results:
+        if r.reconciliation is not None:
+            _print_reconciliation(r.reconciliation)
+    console.print(f"Wrote {len(results)} prediction table(s) and their reconciliation to "
+                  f"{results[-1].path.parent}/")
 
 
 @app.command()

@@ -34,11 +34,24 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="best of N timings per path")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the SAP tables and event log already in --workdir (written by "
+                             "an earlier run with the same --invoices) instead of simulating")
     args = parser.parse_args()
     customers = args.customers or max(100, args.invoices // 40)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_sap_"))
+    if args.reuse:
+        if not ((work / "sap").is_dir() and (work / "ledger").is_dir()):
+            parser.error(f"--reuse: no sap/ and ledger/ folders in {work}")
+        print(f"{args.invoices:,} invoices: reusing the SAP tables and event log in {work}")
+    else:
+        simulate_and_write(args.invoices, customers, work)
+    time_both(work, args.repeat)
+
+
+def simulate_and_write(invoices: int, customers: int, work: Path) -> None:
     t0 = time.perf_counter()
-    ledger = simulate_ledger(SimulatorConfig(n_invoices=args.invoices, n_customers=customers),
+    ledger = simulate_ledger(SimulatorConfig(n_invoices=invoices, n_customers=customers),
                              seed=1)
     t1 = time.perf_counter()
     tables = ledger_to_sap_tables(ledger.events, ledger.master, ledger.customers,
@@ -47,14 +60,16 @@ def main() -> None:
     write_ledger_dir(work / "ledger", ledger.events, ledger.master)
     t2 = time.perf_counter()
     rows = {k: len(v) for k, v in tables.items()}
-    print(f"{args.invoices:,} invoices, {customers:,} customers, {len(ledger.events):,} events; "
+    print(f"{invoices:,} invoices, {customers:,} customers, {len(ledger.events):,} events; "
           f"simulated in {t1 - t0:.1f} s, written as SAP tables and event log in {t2 - t1:.1f} s")
     print("SAP rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
     del ledger, tables
 
+
+def time_both(work: Path, repeat: int) -> None:
     best_log = best_sap = float("inf")
     steps: dict[str, float] = {}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         t = time.perf_counter()
         events = read_event_log_path(work / "ledger")
         best_log = min(best_log, time.perf_counter() - t)

@@ -93,6 +93,7 @@ def test_stages_chain_end_to_end(small):
     assert "final risk model" in out and " s (elapsed" in out  # progress: each fit timed
     assert "Reconciliation" in out and "train rows -> risk model" in out
     assert "Successfully registered" not in out and "INFO" not in out  # MLflow kept quiet
+    assert "Created version" not in out and "already exists" not in out
     headline = _headline(out)
     assert headline.startswith("Headline: ledger ledger (test window)")
     # the figures at posting lead, the all-snapshot ones follow, labelled

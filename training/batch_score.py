@@ -39,7 +39,8 @@ import pyarrow.parquet as pq
 
 from features import paths
 from features.config.monitoring import MonitoringConfig
-from features.pit.build import build_scoring_set
+from features.pit.build import build_scoring_set, scoring_reconciliation
+from features.reconcile import Reconciliation, write_reconciliation
 from training.core.bundle import ModelBundle, json_safe
 from training.core.ledger import slugify
 from training.core.scoring import score
@@ -84,6 +85,7 @@ class ScoringResult:
     worklists: dict[str, Path] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     run_id: str | None = None
+    reconciliation: Reconciliation | None = None  # ledger invoices -> items scored
 
     def summary(self) -> dict:
         p = self.predictions
@@ -184,7 +186,9 @@ def score_ledger(events: pd.DataFrame, master: pd.DataFrame | None, bundle: Mode
         folder.mkdir(parents=True, exist_ok=True)
         lists[collector] = folder / f"{_safe_name(collector)}.csv"
         items.to_csv(lists[collector], index=False)
-    result = ScoringResult(as_of, pred, path, lists, meta)
+    recon = scoring_reconciliation(events, bundle.contract.feature_config, pred, as_of)
+    write_reconciliation(recon, out_dir / f"reconciliation_{as_of:%Y-%m-%d}.csv")
+    result = ScoringResult(as_of, pred, path, lists, meta, reconciliation=recon)
     if log:
         result.run_id = _log_scoring(result, cfg, tracking_uri)
     return result

@@ -36,6 +36,8 @@ under a second, where importing mlflow alone takes seconds.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -166,12 +168,13 @@ def log_bundle(bundle: ModelBundle, X_example: pd.DataFrame, workdir: Path) -> s
 def register(model_uri: str, name: str, tags: dict | None = None) -> int:
     import mlflow  # noqa: PLC0415
 
-    # Created here (quietly) so that MLflow does not print "Successfully registered model" to
-    # stderr in the middle of the CLI's tables.
+    # MLflow prints "Successfully registered model" / "Created version" to stderr, in the
+    # middle of the CLI's tables: the version and the gate's verdict are printed by the caller.
     client = mlflow.MlflowClient()
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
-    mv = mlflow.register_model(model_uri, name, tags=tags)
+    with contextlib.redirect_stderr(io.StringIO()):
+        mv = mlflow.register_model(model_uri, name, tags=tags)
     return int(mv.version)
 
 

@@ -171,10 +171,29 @@ def _to_float(t: pd.Series) -> pd.Series:
 
 
 def _strptime(t: pd.Series, fmt: str) -> pd.Series:
-    """Arrow's strptime (C++, no Python objects); unparseable text becomes NaT."""
-    arr = pc.strptime(pa.array(t.astype("str").array), format=fmt, unit="us",
-                      error_is_null=True)
-    return pd.Series(arr.to_numpy(zero_copy_only=False), index=t.index).astype("datetime64[us]")
+    """Arrow's strptime (C++, no Python objects); unparseable text becomes NaT. YYYYMMDD of
+    eight digits is read by integer arithmetic, as Arrow reads it (a day past the month's end
+    runs into the next month, like Arrow's: 20230230 is 2023-03-02)."""
+    arr = pa.array(t.astype("str").array)
+    out = None
+    if fmt == "%Y%m%d":
+        eight = pc.and_(pc.equal(pc.binary_length(arr), 8), pc.ascii_is_decimal(arr)).fill_null(
+            False).to_numpy(zero_copy_only=False)
+        v = pc.cast(pc.if_else(pa.array(eight), arr, "0"), pa.int64()).fill_null(0).to_numpy(
+            zero_copy_only=False)
+        y, m, d = v // 10000, v // 100 % 100, v % 100
+        ok = eight & (m >= 1) & (m <= 12) & (d >= 1) & (d <= 31)
+        month = np.where(ok, (y - 1970) * 12 + (m - 1), 0).astype("M8[M]")
+        out = (month.astype("M8[D]") + np.where(ok, d - 1, 0).astype("m8[D]")).astype("M8[us]")
+        out[~ok] = np.datetime64("NaT")
+        rest = ~eight & pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        if rest.any():
+            out[rest] = pc.strptime(pc.filter(arr, pa.array(rest)), format=fmt, unit="us",
+                                    error_is_null=True).to_numpy(zero_copy_only=False)
+    if out is None:
+        out = pc.strptime(arr, format=fmt, unit="us", error_is_null=True).to_numpy(
+            zero_copy_only=False)
+    return pd.Series(out, index=t.index).astype("datetime64[us]")
 
 
 def _parse_time(s: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -182,11 +201,13 @@ def _parse_time(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     missing = t.isna()
     if t.str.contains(":", regex=False).fillna(False).any():
         t = t.str.replace(":", "", regex=False)
-    n = _to_float(t)
-    h, m, sec = n // 10000, n // 100 % 100, n % 100
-    ok = n.notna() & n.ge(0) & h.lt(24) & m.lt(60) & sec.lt(60) & n.mod(1).eq(0)
-    seconds = (h * 3600 + m * 60 + sec).where(ok)
-    return pd.to_timedelta(seconds, unit="s"), ~ok & ~missing
+    n = _to_float(t).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        h, m, sec = n // 10000, n // 100 % 100, n % 100
+        ok = (n >= 0) & (h < 24) & (m < 60) & (sec < 60) & (n % 1 == 0)
+    seconds = np.where(ok, h * 3600 + m * 60 + sec, 0).astype(np.int64)
+    us = np.where(ok, seconds * 1_000_000, np.iinfo(np.int64).min).view("m8[us]")
+    return pd.Series(us, index=s.index), pd.Series(~ok, index=s.index) & ~missing
 
 
 def _parse_timestamp(s: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -730,8 +751,13 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
 
     clock.mark("cases")
     # One invoice per invoice document; its first customer item gives the due date and terms.
-    invoices = items[items["_class"].eq("invoice").to_numpy()]
-    inv = _first_rows(invoices, invoices["_cid"], invoices["_signed"]).set_index("_case")
+    is_inv = items["_class"].eq("invoice").to_numpy()
+    cid = items["_cid"].to_numpy()
+    posting = ["_case", "_cid", "_class", "_time", "KUNNR", "_user", "_blart", "_recorded",
+               "_table", "_row"]
+    rows = np.flatnonzero(is_inv)
+    inv = _first_rows(items, rows, cid[rows], "_signed", posting + [
+        "_due", "ZTERM", "BUKRS", "_hwaer"]).set_index("_case")
     inv_of_cid = np.full(len(case_names), -1)
     inv_of_cid[inv["_cid"].to_numpy()] = np.arange(len(inv))
     parts: list[pd.DataFrame] = []
@@ -745,8 +771,9 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
                         "terms": inv["ZTERM"], "hwaer": inv["_hwaer"]})
 
     # Postings of credit memos and payments: one event per document and invoice.
-    other = items[~items["_class"].eq("invoice").to_numpy()]
-    docs = _first_rows(other, _pair(other["_doc"], other["_cid"]), other["_signed"])
+    doc = items["_doc"].to_numpy()
+    rows = np.flatnonzero(~is_inv)
+    docs = _first_rows(items, rows, _pair(doc[rows], cid[rows]), "_signed", posting)
     for cls, activity in (("credit_memo", A.CREDIT_MEMO_POSTED),
                           ("payment", A.INCOMING_PAYMENT_POSTED)):
         d = docs[docs["_class"].eq(cls).to_numpy()]
@@ -755,9 +782,9 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
                              amount=(-d["_sum"]).round(2), user=d["_user"],
                              document_type=d["_blart"], recorded=d["_recorded"],
                              table=d["_table"], row=d["_row"]))
-    residual = items[(items["SHKZG"].eq("S") & items["_class"].isin(
-        ["payment", "clearing", "write_off"])).to_numpy()]
-    res = _first_rows(residual, _pair(residual["_doc"], residual["_cid"]), residual["DMBTR"])
+    rows = np.flatnonzero((items["SHKZG"].eq("S") & items["_class"].isin(
+        ["payment", "clearing", "write_off"])).to_numpy())
+    res = _first_rows(items, rows, _pair(doc[rows], cid[rows]), "DMBTR", posting)
     res = res.rename(columns={"_sum": "amount", "_time": "time", "_recorded": "recorded",
                               "_user": "user", "_blart": "blart", "KUNNR": "customer",
                               "_table": "table", "_row": "row"})
@@ -921,19 +948,23 @@ def _codes(keys: pd.Series) -> np.ndarray:
     return np.asarray(pd.factorize(keys)[0], dtype=np.int64)
 
 
-def _pair(codes: pd.Series, text: pd.Series) -> np.ndarray:
-    """One integer per distinct (integer code, text) pair."""
-    a, b = _codes(codes), _codes(text)
+def _pair(codes, other) -> np.ndarray:
+    """One integer per distinct pair of values."""
+    a, b = _codes(codes), _codes(other)
     return a * (int(b.max(initial=0)) + 2) + (b + 1)
 
 
-def _first_rows(frame: pd.DataFrame, keys, values: pd.Series) -> pd.DataFrame:
-    """The first row of each key (in frame order) with `_sum`, the total of `values` per key."""
-    codes = _codes(keys)
-    _, first = np.unique(codes, return_index=True)
-    first.sort()
-    total = np.bincount(codes, weights=values.fillna(0).to_numpy(dtype=float))
-    out = frame.iloc[first].reset_index(drop=True)
+def _first_rows(frame: pd.DataFrame, rows: np.ndarray, keys, values: str,
+                columns: list[str]) -> pd.DataFrame:
+    """Of the frame's `rows` (positions), the first row of each key (in frame order): its
+    `columns`, and `_sum`, the total of the `values` column per key."""
+    codes = _codes(keys)  # numbered in order of first appearance
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.r_[True, codes[1:] > seen[:-1]]) if len(codes) else codes
+    v = frame[values].to_numpy(dtype=float)[rows]
+    total = np.bincount(codes, weights=np.where(np.isnan(v), 0, v))
+    at = rows[first]
+    out = pd.DataFrame({c: frame[c].take(at).reset_index(drop=True) for c in columns})
     out["_sum"] = total[codes[first]]
     return out
 

@@ -194,6 +194,21 @@ def features_reconciliation(log: ReplayLog, config: FeatureConfig, training: pd.
     return combine(to_training, to_scoring, rows)
 
 
+def scoring_reconciliation(events: pd.DataFrame | ReplayLog, config: FeatureConfig,
+                           scoring: pd.DataFrame, as_of: Instant, stage: str = "score"
+                           ) -> Reconciliation:
+    """The ledger's invoices against the items scored as of `as_of` (batch scoring), each
+    difference with its reason: posted after as_of, or cleared / written off by then."""
+    log = prepare_log(events)
+    now = to_us(as_of)
+    acc = snapshot_accounting(log, config, now, now)
+    ids = log.invoice_ids
+    return reconcile_ids(stage, f"invoices -> items scored as of {pd.Timestamp(as_of):%Y-%m-%d}",
+                         ids, scoring["invoice_id"].unique(),
+                         {AFTER_NOW: ids[acc["after_now"]],
+                          CLOSED_BY_NOW: ids[acc["closed_by_now"]]})
+
+
 def build_feature_sets(events: pd.DataFrame, master: pd.DataFrame | None, config: FeatureConfig,
                        seed: int, end_time: Instant | None = None) -> FeatureSets:
     """Training rows up to end_time, scoring rows at end_time (both default: last_refresh) and

@@ -74,9 +74,11 @@ def test_the_server_command_gives_each_server_its_own_prometheus_directory():
 def served(monkeypatch):
     """`paydelay serve` with the server start replaced by a record of what it would run."""
     import paydelay_cli
+    from serving import launcher
 
     calls = []
-    monkeypatch.setattr(paydelay_cli, "serve_foreground",
+    # the CLI imports serving.launcher when `serve` runs: replace the function there
+    monkeypatch.setattr(launcher, "serve_foreground",
                         lambda cmd, env: calls.append((cmd, env)) or 0)
     for key in ("PAYDELAY_MODEL", "PAYDELAY_WORKERS", "PAYDELAY_API_TOKEN"):
         monkeypatch.delenv(key, raising=False)

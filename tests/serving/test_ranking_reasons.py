@@ -106,7 +106,7 @@ def test_reasons_carry_weights_that_are_their_explain_weights(world, request_, r
 
 
 def test_served_explanation_equals_shap_tree_explainer_of_the_same_model(world, request_):
-    shap = pytest.importorskip("shap")
+    import shap  # noqa: PLC0415 - heavy, only for this comparison
     explainer = shap.TreeExplainer(world.bundle.very_late)
     names = list(world.bundle.contract.feature_names)
     for item in request_.items[:4]:

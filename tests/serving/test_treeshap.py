@@ -86,7 +86,7 @@ def test_rows_explained_in_blocks_equal_rows_explained_alone(rng):
 
 
 def test_equals_shap_tree_explainer(rng):
-    shap = pytest.importorskip("shap")
+    import shap  # noqa: PLC0415 - heavy, only for this comparison
     X, y = _data(rng)
     X = X[:, :6]  # shap's own LightGBM parser: numeric features only
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15, "seed": 2,

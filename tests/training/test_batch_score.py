@@ -35,6 +35,13 @@ def test_a_dated_table_with_provenance_worklists_and_an_mlflow_run(loop_model, t
     assert run.data.params["as_of"].startswith("2024-04-01")
     assert run.data.metrics["items"] == len(table)
     assert run.data.tags["ledger_hash"] == meta["ledger"]["hash"]
+    # every ledger invoice accounted for: scored, posted later, or settled by the date
+    rec = result.reconciliation
+    assert rec.balanced
+    posted = led.events.loc[led.events["activity"] == "invoice_posted", "invoice_id"].nunique()
+    assert rec.count("score", rec.lines[0].what, "in") == posted
+    assert rec.count("score", rec.lines[0].what, "out") == len(table)
+    assert (tmp_path / "scores" / "reconciliation_2024-04-01.csv").is_file()
 
 
 def test_a_backfill_writes_one_table_per_date(loop_model, tmp_path):
