@@ -261,6 +261,9 @@ class ModelInfo(BaseModel):
     feature_set_version: str = Field(..., description="Version of the feature definitions.")
     store_as_of: OutDatetime | None = Field(None, description="Customer-history snapshot "
                                                               "time.")
+    ledger: str | None = Field(None, description="Name of the ledger the model learned from "
+                               "(null when the model records none); a request naming another "
+                               "ledger is refused with 409.")
 
 
 class DelayBucket(BaseModel):

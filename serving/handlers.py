@@ -158,7 +158,8 @@ def model_info(model: ServingModel) -> dict:
     return {"registered_model": info.get("registered_model"), "version": info.get("version"),
             "aliases": list(info.get("aliases") or []), "run_id": info.get("run_id"),
             "feature_set_version": info.get("feature_set_version"),
-            "store_as_of": None if store_as_of is None else pd.Timestamp(store_as_of).isoformat()}
+            "store_as_of": None if store_as_of is None else pd.Timestamp(store_as_of).isoformat(),
+            "ledger": (served_ledger(model) or {}).get("name")}
 
 
 @dataclass

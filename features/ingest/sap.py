@@ -662,8 +662,15 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
         L.quarantine(t, hdr_bad, "BELNR", "header_quarantined",
                      lambda sub: _messages(t, sub["_row"], "BELNR", "its document header (BKPF "
                                            "row {r}) is quarantined", r=hdr_row))
-    items = pd.concat([L.good("BSID").assign(_table="BSID", _open=True),
-                       L.good("BSAD").assign(_table="BSAD", _open=False)], ignore_index=True)
+    items = []
+    for t in ("BSID", "BSAD"):
+        f = L.frames[t]
+        g = f.loc[~f["_bad"].to_numpy(), [c for c in f.columns if c not in ("_bad", "ZLSPR")]]
+        g["_table"] = pd.Categorical.from_codes(np.full(len(g), _TABLE_NAMES.index(t)),
+                                                categories=_TABLE_NAMES)
+        g["_open"] = t == "BSID"
+        items.append(g)
+    items = pd.concat(items, ignore_index=True)
     for col, kind in (("AUGBL", "str"), ("AUGDT", "datetime64[us]"), ("REBZG", "str"),
                       ("REBZJ", "str"), ("RSTGR", "str"), ("NETDT", "datetime64[us]"),
                       ("ZFBDT", "datetime64[us]"), ("ZTERM", "str"), ("ZBD1T", "float64"),
@@ -695,7 +702,7 @@ def convert_sap_extracts(folder: str | Path, config: SapConfig | None = None) ->
     items["_case"] = _case_id(config, items["BUKRS"], items["BELNR"], items["GJAHR"]).where(
         is_inv)
     has_ref = items["REBZG"].notna() & ~is_inv
-    ref = items[has_ref]
+    ref = items.loc[has_ref, ["BUKRS", "REBZG", "REBZJ", "_doc"]]
     # A reference without year (REBZJ) matches the document number in any year.
     ref_key = pd.Series(np.where(ref["REBZJ"].notna(),
                                  keys.code(ref["BUKRS"], ref["REBZG"], ref["REBZJ"]),
