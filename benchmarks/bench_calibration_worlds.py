@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_calibration_worlds.py [--worlds 10] [--quick]
 
-Decision (docs/README_running_loop.md): the training issue's target "ECE <= 0.02" is judged as
+Decision (README, "The running loop"): the training issue's target "ECE <= 0.02" is judged as
 the MEAN holdout ECE (all decided test rows, equal-width bins) over `--worlds` simulated worlds
 of the default config, seeds 42, 43, ...; one world's ECE moves by several thousandths between
 draws of the same number of invoices, so a single world cannot pass or fail it. The default

@@ -16,7 +16,7 @@ Each scoring date is the open book of that day, built point in time (training.ba
 are pooled by month of model age (months since the training cut-off). Output: staleness.json
 (per month: rows, ROC-AUC, ECE, late rate, mean P(late)) and staleness.png, in --out
 (default data/processed/bench_staleness). The default retrain cadence and the model-age limit
-of features/config/monitoring.py are read off this curve (docs/README_running_loop.md).
+of features/config/monitoring.py are read off this curve (README, "The running loop").
 """
 
 from __future__ import annotations

@@ -1036,11 +1036,12 @@ def _terminal_events(items: pd.DataFrame, L: _Ledger, docs: pd.DataFrame,
         return pd.DataFrame()
     f_key = closed["_aug"]
     f_pos = _positions(f_key, docs.index)
-    order = pd.DataFrame({"case": closed["_cid"].to_numpy(), "augdt": closed["AUGDT"].to_numpy(),
-                          "f_time": docs["_time"].array.take(f_pos, allow_fill=True),
-                          "i": np.arange(len(closed))})
-    order = order.sort_values(["augdt", "f_time"], kind="stable", na_position="first")
-    last = order.drop_duplicates("case", keep="last")["i"].to_numpy()
+    # Each invoice's last clearing: by clearing date, then the clearing document's time (missing
+    # first), ties in item order. NaT is the smallest int64: a stable lexsort puts it first.
+    f_time = np.asarray(docs["_time"].array.take(f_pos, allow_fill=True), dtype="M8[us]")
+    order = np.lexsort((f_time.view("i8"),
+                        closed["AUGDT"].to_numpy(dtype="M8[us]").view("i8")))
+    last = order[~pd.Series(closed["_cid"].to_numpy()[order]).duplicated(keep="last").to_numpy()]
     final = closed.iloc[last].reset_index(drop=True)
     f_doc = f_key.iloc[last].reset_index(drop=True)
     f_pos = f_pos[last]
@@ -1296,7 +1297,9 @@ def _dispute_ids(raw: pd.DataFrame) -> pd.DataFrame:
     right = created.sort_values("event_time", kind="stable").rename(
         columns={"dispute_case_id": "_dispute"})
     merged = pd.merge_asof(left, right, on="event_time", by="invoice_id", direction="backward")
-    ids = raw["dispute_case_id"].astype("object").to_numpy().copy()
+    have = raw["dispute_case_id"].notna().to_numpy()  # few: no object array of the whole column
+    ids = np.full(len(raw), np.nan, dtype=object)
+    ids[have] = raw["dispute_case_id"][have].to_numpy(dtype=object)
     ids[merged["_pos"].to_numpy()] = merged["_dispute"].to_numpy()
     raw["dispute_case_id"] = ids
     return raw
