@@ -67,6 +67,7 @@ bench: venv ## Run the speed, scale and model-target benchmarks (long: minutes)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_sap.py
+	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_http.py
 	$(BIN)/python benchmarks/model_targets.py
