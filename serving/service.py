@@ -242,7 +242,7 @@ class PaydelayService:
             raise Refused(503, (self.loading_error + "; see the server log")
                           if self.loading_error else
                           "model is loading; retry when /readyz is 200")
-        staleness_metrics.update(self.model)  # Prometheus gauges: model / store age
+        staleness_metrics.refresh(self.model)  # Prometheus gauges: model / store age
         return self.model
 
     @bentoml.api(route="/score", input_spec=API.ScoreRequest)

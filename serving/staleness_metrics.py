@@ -3,16 +3,21 @@
 The figures are training.core.staleness's (the ones `paydelay monitor` judges): model age (days
 since the end of the data its boosters were fitted on), model data age (since its test window
 ended) and customer-store age (since the store's as-of), measured against the wall clock when
-`update` is called - at load, on every /metadata call and every scoring request - so a scrape
-shows the age as of the last request. Gauges are created once per process with
+`update` is called - at load and on every /metadata call - and, on the scoring path, at most once
+a minute (`refresh`): the ages are in days, so a minute's lag changes nothing a scrape shows, and
+a request does not pay for the date arithmetic. Gauges are created once per process with
 multiprocess_mode "livemostrecent" (BentoML runs prometheus_client in multiprocess mode).
 """
 
 from __future__ import annotations
 
+import time
+
 from training.core.staleness import staleness
 
+REFRESH_EVERY_S = 60.0
 _GAUGES: dict | None = None
+_LAST_REFRESH = float("-inf")  # time.monotonic() of the last update
 _FIELDS = {"model_age_days": "paydelay_model_age_days",
            "model_data_age_days": "paydelay_model_data_age_days",
            "store_age_days": "paydelay_store_age_days"}
@@ -37,8 +42,16 @@ def model_staleness(model, now=None) -> dict:
     return staleness(model.bundle.training_window, store_as_of, None, now)
 
 
+def refresh(model) -> None:
+    """`update`, unless the gauges were set less than REFRESH_EVERY_S ago (the scoring path)."""
+    if time.monotonic() - _LAST_REFRESH >= REFRESH_EVERY_S:
+        update(model)
+
+
 def update(model, now=None) -> dict:
     """Set the gauges from the served model; returns the figures (for /metadata)."""
+    global _LAST_REFRESH
+    _LAST_REFRESH = time.monotonic()
     figures = model_staleness(model, now)
     try:
         gauges = _gauges()
@@ -50,4 +63,4 @@ def update(model, now=None) -> dict:
     return figures
 
 
-__all__ = ["model_staleness", "update"]
+__all__ = ["model_staleness", "refresh", "update"]

@@ -28,3 +28,15 @@ def test_metadata_and_gauges_report_model_and_store_age(world):
     assert stale["store_as_of"].startswith(str(world.store.as_of.date()))
     assert stale["model_age_days"] > stale["store_age_days"] > 0
     assert REGISTRY.get_sample_value("paydelay_store_age_days") is not None
+
+
+def test_the_scoring_path_refreshes_the_gauges_at_most_once_a_minute(world, monkeypatch):
+    from serving import staleness_metrics
+
+    staleness_metrics.update(world.model)
+    set_at = staleness_metrics._LAST_REFRESH
+    staleness_metrics.refresh(world.model)  # a request right after: no new computation
+    assert staleness_metrics._LAST_REFRESH == set_at
+    monkeypatch.setattr(staleness_metrics, "_LAST_REFRESH", set_at - 61.0)
+    staleness_metrics.refresh(world.model)  # a minute later: the gauges are set again
+    assert staleness_metrics._LAST_REFRESH > set_at
