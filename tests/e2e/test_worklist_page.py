@@ -54,17 +54,21 @@ def _wait(driver, condition, timeout=90):
     return WebDriverWait(driver, timeout).until(condition)
 
 
-def _load(browser, server, path: Path, capacity: int):
+def _load(browser, server, path: Path, capacity: int | None = None, open_page: bool = True):
+    """Load a worklist file through the page (open_page=False: on the page as it is, e.g. with
+    an as-of already typed) and return the ranked table's rows."""
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{server.url}/worklist")
+    if open_page:
+        browser.get(f"{server.url}/worklist")
     token = browser.find_element(By.ID, "token")
     token.clear()
     token.send_keys(server.token)
     browser.find_element(By.ID, "file").send_keys(str(path))
-    cap = browser.find_element(By.ID, "capacity")
-    cap.clear()
-    cap.send_keys(str(capacity))
+    if capacity is not None:
+        cap = browser.find_element(By.ID, "capacity")
+        cap.clear()
+        cap.send_keys(str(capacity))
     browser.find_element(By.ID, "load-button").click()
     _wait(browser, lambda d: "items ranked" in d.find_element(By.ID, "status").text
           or "error" in (d.find_element(By.ID, "status").get_attribute("class") or ""))
@@ -158,24 +162,9 @@ def test_a_csv_worklist_ranks_like_its_json(browser, server, worklist, tmp_path)
     browser.find_element(By.ID, "as-of").send_keys("")  # the page sends as_of when typed
     browser.execute_script("document.getElementById('as-of').value = arguments[0];",
                            worklist["as_of"][:19])
-    rows = _load_keep_as_of(browser, server, path)
+    rows = _load(browser, server, path, open_page=False)
     assert [r.get_attribute("data-invoice") for r in rows] == [
         it["invoice_id"] for it in api["items"]]
-
-
-def _load_keep_as_of(browser, server, path: Path):
-    from selenium.webdriver.common.by import By
-
-    token = browser.find_element(By.ID, "token")
-    token.clear()
-    token.send_keys(server.token)
-    browser.find_element(By.ID, "file").send_keys(str(path))
-    browser.find_element(By.ID, "load-button").click()
-    _wait(browser, lambda d: "items ranked" in d.find_element(By.ID, "status").text
-          or "error" in (d.find_element(By.ID, "status").get_attribute("class") or ""))
-    status = browser.find_element(By.ID, "status")
-    assert "items ranked" in status.text, status.text
-    return browser.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
 
 
 def test_the_page_and_its_assets_fetch_nothing_from_elsewhere(server):
