@@ -10,8 +10,10 @@ inside a function here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -44,6 +46,21 @@ def _config(path: Path | None):
     return load_config(path)
 
 
+EngineOpt = Annotated[Literal["local", "dask"] | None, typer.Option(
+    "--engine", help="Where the stage runs: local (in this process) or dask (a LocalCluster, "
+    "or the cluster of --scheduler). Default: the config's engine.kind (local).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786); implies "
+    "--engine dask. Every worker must see the data folders.")]
+
+
+def _engine(cfg, engine: str | None, scheduler: str | None):
+    """The config's engine section with --engine / --scheduler applied."""
+    update = {k: v for k, v in {"kind": "dask" if scheduler else engine,
+                                "scheduler_address": scheduler}.items() if v is not None}
+    return cfg.engine.model_copy(update=update)
+
+
 def _print_counts(title: str, counts: dict) -> None:
     table = Table(title=title)
     table.add_column("what")
@@ -65,8 +82,12 @@ def simulate(
         "SE16N exports them; read back with `paydelay sap`); sap-parquet: the same as Parquet.")]
     = "ledger",
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
-    """Simulate a realistic receivables ledger (the default data source) and print its summary."""
+    """Simulate a realistic receivables ledger (the default data source) and print its summary.
+    With --engine dask the world is drawn in partitions of customers on the workers and
+    written as part files (features.engine.simulate)."""
     from features.ingest import ledger_summary  # noqa: PLC0415
     from features.ingest.ledger_files import write_ledger_dir  # noqa: PLC0415
     from features.simulate.ledger import simulate_ledger  # noqa: PLC0415
@@ -75,6 +96,12 @@ def simulate(
     sim = cfg.simulator.model_copy(update={k: v for k, v in
                                            {"n_invoices": invoices, "n_customers": customers}.items()
                                            if v is not None})
+    eng = _engine(cfg, engine, scheduler)
+    if eng.kind == "dask":
+        if fmt != "ledger":
+            raise _fail(ValueError("--format sap / sap-parquet is written in process only: "
+                                   "leave out --engine dask"))
+        return _simulate_dask(sim, cfg.seed, out, eng)
     with console.status(f"Simulating {sim.n_invoices:,} invoices for {sim.n_customers:,} customers"):
         ledger = simulate_ledger(sim, seed=cfg.seed)
     if fmt == "ledger":
@@ -83,6 +110,19 @@ def simulate(
         write_ledger_as_sap(ledger, out, "csv" if fmt == "sap" else "parquet")
     _print_ledger_summary(ledger_summary.summarise(ledger.events))
     console.print(f"Wrote {out}/")
+
+
+def _simulate_dask(sim, seed: int, out: Path, eng) -> None:
+    from features.engine.cluster import dask_client  # noqa: PLC0415
+    from features.engine.partitions import n_partitions_for  # noqa: PLC0415
+    from features.engine.simulate import simulate_partitioned  # noqa: PLC0415
+    n = n_partitions_for(sim.n_customers, eng.customers_per_partition)
+    with dask_client(eng, console.print) as client, console.status(
+            f"Simulating {sim.n_invoices:,} invoices for {sim.n_customers:,} customers in {n} "
+            "partitions on Dask"):
+        summary = simulate_partitioned(client, sim, seed, out, n, say=console.print)
+    _print_ledger_summary(summary)
+    console.print(f"Wrote {out}/ ({summary['partitions']} partitions of customers)")
 
 
 def _print_ledger_summary(summary: dict) -> None:
@@ -228,8 +268,12 @@ def features(
         help="Name of this ledger: names its MLflow experiment and registered model (default: "
         "the ledger folder's name).")] = None,
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
-    """Build point-in-time training rows (with labels) and scoring rows (open items now)."""
+    """Build point-in-time training rows (with labels) and scoring rows (open items now). With
+    --engine dask each partition of customers is built on a worker and the rows are written
+    as part files (training.parquet/part-*.parquet, ...; features.engine.build)."""
     from features.ingest.ledger_files import read_ledger_dir  # noqa: PLC0415
     from features.pit.build import build_feature_sets  # noqa: PLC0415
     from features.pit.build import summary as training_summary  # noqa: PLC0415
@@ -245,6 +289,9 @@ def features(
     from training.core.ledger import ledger_record  # noqa: PLC0415
     from training.core.ledger import write_ledger_record  # noqa: PLC0415
     cfg = _config(config)
+    eng = _engine(cfg, engine, scheduler)
+    if eng.kind == "dask":
+        return _features_dask(ledger, out, end_time, ledger_name, cfg, eng)
     try:
         files = read_ledger_dir(ledger)
     except FileNotFoundError as exc:
@@ -275,6 +322,53 @@ def features(
                   f"reconciliation.csv, ledger.json and {md.name}")
 
 
+def _features_dask(ledger: Path, out: Path, end_time: str | None, ledger_name: str | None,
+                   cfg, eng) -> None:
+    """`features` on Dask: the rows as part files; the ledger record, truth, data dictionary,
+    customer store and reconciliation beside them as in process."""
+    from features.engine.build import build_features, read_history_dir  # noqa: PLC0415
+    from features.engine.cluster import dask_client  # noqa: PLC0415
+    from features.ingest.ledger_files import EVENTS, TRUTH  # noqa: PLC0415
+    from features.pit.dictionary import write_data_dictionary  # noqa: PLC0415
+    from features.pit.feature_spec import feature_set_version  # noqa: PLC0415
+    from features.reconcile import RECONCILIATION_FILE  # noqa: PLC0415
+    from features.reconcile import Reconciliation  # noqa: PLC0415
+    from features.reconcile import read_reconciliation  # noqa: PLC0415
+    from features.reconcile import write_reconciliation  # noqa: PLC0415
+    from serving.store import STORE_DIR, STORE_FORMAT, CustomerStore  # noqa: PLC0415
+    from training.core.ledger import slugify, write_ledger_record  # noqa: PLC0415
+    if not (ledger / EVENTS).exists():
+        raise _fail(FileNotFoundError(f"{ledger} is not a ledger folder: missing {EVENTS}"))
+    with dask_client(eng, console.print) as client, console.status(
+            "Building training and scoring rows on Dask"):
+        sets = build_features(client, ledger, out, cfg.features, cfg.seed,
+                              eng.customers_per_partition, end_time, say=console.print)
+    record = {"name": slugify(ledger_name or ledger.resolve().name), **sets.facts}
+    write_ledger_record(record, out)
+    if (ledger / TRUTH).is_dir():
+        shutil.rmtree(out / TRUTH, ignore_errors=True)
+        shutil.copytree(ledger / TRUTH, out / TRUTH)
+    elif (ledger / TRUTH).is_file():
+        shutil.copy2(ledger / TRUTH, out / TRUTH)
+    md, _ = write_data_dictionary(out / "data_dictionary", cfg.features)
+    # The store serving reads (serving.store.build_store's table, built part by part).
+    table = read_history_dir(sets.history)
+    CustomerStore(table=table, as_of=sets.end_time, meta={
+        "format": STORE_FORMAT, "as_of": sets.end_time.isoformat(), "n_customers": len(table),
+        "feature_set_version": feature_set_version(cfg.features),
+        "history_windows_days": list(cfg.features.history_windows_days)}).save(out / STORE_DIR)
+    stats = dict(sets.summary)
+    stats.pop("snapshot_kinds", None)
+    _print_counts(f"Training set ({len(sets.parts)} partitions)", stats)
+    _print_counts("Scoring set (open items now)", {"rows": sets.scoring_rows})
+    upstream = ledger / RECONCILIATION_FILE
+    rec = (read_reconciliation(upstream) if upstream.is_file() else Reconciliation())
+    write_reconciliation(rec + sets.reconciliation, out)
+    _print_reconciliation(sets.reconciliation)
+    console.print(f"Ledger {record['name']!r}. Wrote {out}/training.parquet/, scoring.parquet/ "
+                  f"(part files), reconciliation.csv, ledger.json and {md.name}")
+
+
 def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
     table = Table(title=title)
     for col in df.columns:
@@ -285,10 +379,16 @@ def _print_frame(title: str, df, floatfmt: str = "{:,.3f}") -> None:
     console.print(table)
 
 
-def _rows_and_truth(rows: Path):
+def _rows_and_truth(rows: Path, training=None):
+    """The rows file and the simulator's truth beside it. With `training` (the config), the
+    trainer's reader: compact dtypes and only the rows of the training sample
+    (training.rows)."""
     from features.pit.build import read_rows  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
-    frame = read_rows(rows / "training.parquet" if rows.is_dir() else rows)
+    from training.rows import read_training_rows  # noqa: PLC0415
+    path = rows / "training.parquet" if rows.is_dir() else rows
+    frame = (read_rows(path) if training is None
+             else read_training_rows(path, training, training.seed))
     truth_path = (rows if rows.is_dir() else rows.parent) / "truth.parquet"
     return frame, (pd.read_parquet(truth_path) if truth_path.exists() else None)
 
@@ -324,7 +424,8 @@ def _print_headline(table) -> None:
 
 
 def _train(rows: Path, config: Path | None, tune_trials: int | None, register: bool,
-           caveat: list[str] | None, ledger_name: str | None = None):
+           caveat: list[str] | None, ledger_name: str | None = None,
+           tracking_uri: str | None = None):
     from serving.canary import run_canary  # noqa: PLC0415
     from serving.store import CustomerStore  # noqa: PLC0415
     from serving.store import STORE_DIR  # noqa: PLC0415
@@ -338,7 +439,7 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
                                                          "n_trials": max(tune_trials, 1)})
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(
             update={"tuning": tuning})})
-    frame, truth = _rows_and_truth(rows)
+    frame, truth = _rows_and_truth(rows, training=cfg)
     ledger = _ledger_of_rows(rows, ledger_name)
     with console.status(f"Training on {len(frame):,} rows of ledger {ledger['name']!r}"
                         + (f" with {tune_trials} Optuna trials per model" if tune_trials
@@ -349,10 +450,10 @@ def _train(rows: Path, config: Path | None, tune_trials: int | None, register: b
 
         result = train_models(frame, cfg, cfg.seed, truth=truth, register=register,
                               caveats=tuple(caveat or ()), ledger=ledger, progress=progress,
-                              canary=partial(run_canary, config=cfg))
+                              canary=partial(run_canary, config=cfg), tracking_uri=tracking_uri)
     store_dir = (rows if rows.is_dir() else rows.parent) / STORE_DIR
     if register and result.run_id and store_dir.exists():
-        log_store(CustomerStore.load(store_dir), result.run_id)
+        log_store(CustomerStore.load(store_dir), result.run_id, tracking_uri)
     if result.reconciliation is not None:
         _print_reconciliation(result.reconciliation)
     if result.report is not None:
@@ -378,6 +479,11 @@ LedgerNameOpt = Annotated[str | None, typer.Option(
 LedgerOpt = Annotated[str | None, typer.Option(
     "--ledger", help="Ledger whose models to use or list (default: the rows' ledger; for "
     "`models`: every ledger).")]
+TrackingUriOpt = Annotated[str | None, typer.Option(
+    "--tracking-uri", help="MLflow store to read and write models in, tracking and registry "
+    "both (e.g. the team's server http://mlflow.example:5000). Default: $PAYDELAY_TRACKING_URI, "
+    "else $MLFLOW_TRACKING_URI (and $MLFLOW_REGISTRY_URI), else the SQLite store "
+    "models/mlflow.db.")]
 
 
 @app.command()
@@ -387,12 +493,54 @@ def train(
                                            "gate.")] = True,
     caveat: CaveatOpt = None,
     ledger_name: LedgerNameOpt = None,
+    tracking_uri: TrackingUriOpt = None,
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the risk and payment-date models, evaluate them against the baselines on a later
     holdout, log everything to MLflow and register the new version in the ledger's model
-    (@champion only if it beats the ledger's champion on the same holdout, else @challenger)."""
-    _train(rows, config, None, register, caveat, ledger_name)
+    (@champion only if it beats the ledger's champion on the same holdout, else @challenger).
+    With --engine dask the rows stay in their part files and LightGBM's Dask learner fits the
+    boosters across the workers (training.distributed; headline figures, no report)."""
+    eng = _engine(_config(config), engine, scheduler)
+    if eng.kind == "dask":
+        return _train_dask(rows, config, eng, register, ledger_name, tracking_uri)
+    _train(rows, config, None, register, caveat, ledger_name, tracking_uri)
+
+
+def _train_dask(rows: Path, config: Path | None, eng, register: bool, ledger_name: str | None,
+                tracking_uri: str | None) -> None:
+    import pandas as pd  # noqa: PLC0415
+    from features.engine.cluster import dask_client  # noqa: PLC0415
+    from serving.store import STORE_DIR, CustomerStore, log_store  # noqa: PLC0415
+    from training.core.ledger import SIDECAR, slugify  # noqa: PLC0415
+    from training.distributed import train_dask  # noqa: PLC0415 - heavy (mlflow, ...)
+    from training.report import headline_table  # noqa: PLC0415
+
+    _quiet_tracking()
+    cfg = _config(config)
+    info = (json.loads((rows / SIDECAR).read_text()) if (rows / SIDECAR).is_file()
+            else {"name": rows.resolve().name})
+    info["name"] = slugify(ledger_name or info.get("name") or rows.resolve().name)
+    truth = pd.read_parquet(rows / "truth.parquet") if (rows / "truth.parquet").exists() else None
+
+    def progress(line: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {line}", highlight=False)
+
+    with dask_client(eng, console.print) as client:
+        result = train_dask(client, rows / "training.parquet", cfg, cfg.seed, truth=truth,
+                            tracking_uri=tracking_uri, register=register, ledger=info,
+                            progress=progress)
+    if register and result.run_id and (rows / STORE_DIR).exists():
+        log_store(CustomerStore.load(rows / STORE_DIR), result.run_id, tracking_uri)
+    _print_reconciliation(result.reconciliation)
+    _print_headline(headline_table(result.metrics, result.bundle.training_window,
+                                   ledger=result.ledger))
+    if result.model_version is not None:
+        console.print(f"Registered [bold]{result.registered_model}[/bold] version "
+                      f"{result.model_version} as [bold]@{result.alias}[/bold]: "
+                      f"{result.decision.reason}", highlight=False)
 
 
 @app.command()
@@ -402,10 +550,11 @@ def tune(
     register: bool = True,
     caveat: CaveatOpt = None,
     ledger_name: LedgerNameOpt = None,
+    tracking_uri: TrackingUriOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Like `train`, with an Optuna search first (seeded; each trial a nested MLflow run)."""
-    _train(rows, config, trials, register, caveat, ledger_name)
+    _train(rows, config, trials, register, caveat, ledger_name, tracking_uri)
 
 
 @app.command()
@@ -417,6 +566,7 @@ def evaluate(
     ledger_name: LedgerNameOpt = None,
     force: Annotated[bool, typer.Option(help="Evaluate even when the rows are of another "
                                         "ledger or feature set than the model's.")] = False,
+    tracking_uri: TrackingUriOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Re-evaluate a registered model on the test window of the given rows: the same headline
@@ -432,7 +582,8 @@ def evaluate(
     version = int(model) if model.isdigit() else model
     try:
         metrics = evaluate_model(frame, cfg, alias_or_version=version, truth=truth,
-                                 ledger=ledger, rows_ledger=rows_ledger, force=force)
+                                 ledger=ledger, rows_ledger=rows_ledger, force=force,
+                                 tracking_uri=tracking_uri)
     except (LedgerMismatchError, LookupError) as exc:
         raise _fail(exc) from None
     for warning in metrics.get("warnings", []):
@@ -449,12 +600,14 @@ def evaluate(
 @app.command()
 def models(
     ledger: LedgerOpt = None,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """List every ledger's registered versions: ledger, data window, headline figures at
     posting, aliases (read straight from the store: no MLflow import)."""
-    from training.registry import default_tracking_uri, list_models  # noqa: PLC0415
+    from training.registry import list_models  # noqa: PLC0415
+    from training.registry import resolve_registry_uri  # noqa: PLC0415
 
-    uri = os.environ.get("PAYDELAY_TRACKING_URI") or default_tracking_uri()
+    uri = resolve_registry_uri(tracking_uri)
     records = list_models(uri, ledger=ledger)
     if not records:
         console.print(f"No registered model{' of ledger ' + repr(ledger) if ledger else ''} "
@@ -477,13 +630,14 @@ def models(
 @app.command()
 def rollback(
     ledger: LedgerOpt = None,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """Move the ledger's @champion back to its previous champion."""
     from training.registry import rollback as roll_back_champion  # noqa: PLC0415
 
     _quiet_tracking()
     try:
-        version = roll_back_champion(ledger=ledger)
+        version = roll_back_champion(tracking_uri=tracking_uri, ledger=ledger)
     except (LookupError, RuntimeError) as exc:
         raise _fail(exc) from None
     console.print(f"@champion is now version {version}")
@@ -493,12 +647,14 @@ def rollback(
 def bento(
     model: Annotated[str | None, typer.Option(help="Alias or version to release (default "
                                               "@champion).")] = None,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """Build a Bento, a release: the registered model and its customer store copied from the
     MLflow registry into BentoML, the service code and the run-time requirements only.
-    $PAYDELAY_TRACKING_URI names the MLflow store, $BENTOML_HOME the BentoML one."""
+    --tracking-uri (or the tracking variables) names the MLflow store, $BENTOML_HOME the
+    BentoML one."""
     from serving.release import build_bento  # noqa: PLC0415
-    tag = build_bento(model)
+    tag = build_bento(model, tracking_uri)
     console.print(f"Built Bento {tag}: `bentoml serve {tag}` or `bentoml containerize {tag}`")
 
 
@@ -510,21 +666,24 @@ def serve(
                                               "$PAYDELAY_MODEL, else @champion).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default "
                                                 "$PAYDELAY_WORKERS, else 1).")] = None,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """Serve the registered model with BentoML (foreground; Ctrl-C or SIGTERM stops it).
 
     Every PAYDELAY_* variable is passed on (PAYDELAY_MODEL, PAYDELAY_WORKERS,
-    PAYDELAY_TRACKING_URI, PAYDELAY_STORE_PATH, PAYDELAY_RELEASE, PAYDELAY_CONFIG).
-    PAYDELAY_API_TOKEN guards /score, /rerank and /explain with a bearer token; without it only
-    a loopback host is served."""
+    PAYDELAY_TRACKING_URI, PAYDELAY_STORE_PATH, PAYDELAY_RELEASE, PAYDELAY_CONFIG), and
+    MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI with them; --tracking-uri is passed on as
+    PAYDELAY_TRACKING_URI. PAYDELAY_API_TOKEN guards /score, /rerank and /explain with a bearer
+    token; without it only a loopback host is served."""
     from serving.launcher import InsecureBind  # noqa: PLC0415
     from serving.launcher import check_bind  # noqa: PLC0415
     from serving.launcher import command  # noqa: PLC0415
     from serving.launcher import serve_foreground  # noqa: PLC0415
     from serving.launcher import server_env  # noqa: PLC0415
+    from training.registry import named_tracking_uri  # noqa: PLC0415
     model = model or os.environ.get("PAYDELAY_MODEL") or None
     workers = workers or int(os.environ.get("PAYDELAY_WORKERS") or 1)
-    env = server_env(tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"),
+    env = server_env(tracking_uri=named_tracking_uri(tracking_uri),
                      token=os.environ.get("PAYDELAY_API_TOKEN"), model=model, workers=workers)
     try:
         warning = check_bind(host, env)
@@ -691,12 +850,14 @@ DEMO_LEDGER = "demo"  # the demo's ledger name: its experiment and model are pay
 def demo(
     workdir: Annotated[Path, typer.Option(help="Scratch folder for the demo's data.")]
     = paths.DEMO,
+    tracking_uri: TrackingUriOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The whole product end to end on a simulated ledger."""
     from serving.launcher import running_server  # noqa: PLC0415
     from serving.launcher import server_env  # noqa: PLC0415
     from training.registry import LEDGER_ENV  # noqa: PLC0415
+    from training.registry import named_tracking_uri  # noqa: PLC0415
     raw, interim = workdir / "raw", workdir / "interim"
     console.rule("1. Simulate a ledger")
     simulate(out=raw, invoices=None, customers=None, config=config)
@@ -705,14 +866,16 @@ def demo(
     console.rule("3. Build point-in-time features and labels")
     features(ledger=interim, out=workdir / "processed", end_time=None, config=config)
     console.rule("4. Train, evaluate against the baselines, register in MLflow")
-    result = _train(workdir / "processed", config, None, True, None, DEMO_LEDGER)
+    result = _train(workdir / "processed", config, None, True, None, DEMO_LEDGER, tracking_uri)
     if result.report is not None:
         from training.backtest import realised_capture  # noqa: PLC0415
 
         print_realised_backtest(realised_capture(result.report.backtest))
     console.rule(f"5. Serve {DEMO_LEDGER!r}'s @champion with BentoML on loopback and re-rank a "
                  "worklist")
-    env = server_env(extra={LEDGER_ENV: DEMO_LEDGER})  # the demo ledger's model, no other
+    # the demo ledger's model, no other, from the store it was just registered in
+    env = server_env(tracking_uri=named_tracking_uri(tracking_uri),
+                     extra={LEDGER_ENV: DEMO_LEDGER})
     with running_server(env, workdir / "server.log") as url:
         console.print(f"Service ready at {url} (log: {workdir / 'server.log'})")
         rerank(ledger=interim, url=url, capacity=10, top=12, ledger_name=DEMO_LEDGER,
@@ -744,19 +907,29 @@ def score(
     ledger_name: LedgerNameOpt = None,
     model: Annotated[str | None, typer.Option(help="Alias or version (default: the served "
                                               "one, serving.model_ref).")] = None,
+    tracking_uri: TrackingUriOpt = None,
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Score every open item of the ledger as of a date with the served model: a dated
-    prediction table and one worklist per collector, recorded in MLflow (paydelay-scoring)."""
+    prediction table and one worklist per collector, recorded in MLflow (paydelay-scoring).
+    With --engine dask each partition of customers is scored on a worker (one date)."""
     from training.batch_score import score_ledger_dir  # noqa: PLC0415 - heavy
 
     _quiet_tracking()
+    eng = _engine(_config(config), engine, scheduler)
+    if eng.kind == "dask":
+        if start is not None or end is not None:
+            raise _fail(ValueError("a backfill (--from/--to) runs in process only"))
+        return _score_dask(ledger, as_of, out, ledger_name, model, tracking_uri,
+                           _config(config), eng)
     try:
         results = score_ledger_dir(
             ledger, as_of=_date(as_of), start=_date(start), end=_date(end), every_days=every,
             out_dir=out, ledger=ledger_name, config=_config(config),
             model_ref=(int(model) if model and model.isdigit() else model),
-            tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"))
+            tracking_uri=tracking_uri)
     except (FileNotFoundError, LookupError, ValueError) as exc:
         raise _fail(exc) from None
     table = Table(title="Scoring")
@@ -773,6 +946,26 @@ def score(
                   f"{results[-1].path.parent}/")
 
 
+def _score_dask(ledger: Path, as_of: str | None, out: Path | None, ledger_name: str | None,
+                model: str | None, tracking_uri: str | None, cfg, eng) -> None:
+    from features.engine.cluster import dask_client  # noqa: PLC0415
+    from training.distributed import score_ledger_dir_dask  # noqa: PLC0415 - heavy
+
+    cfg = cfg.model_copy(update={"engine": eng})
+    try:
+        with dask_client(eng, console.print) as client:
+            result = score_ledger_dir_dask(
+                client, ledger, as_of=_date(as_of), out_dir=out, ledger=ledger_name,
+                model_ref=(int(model) if model and model.isdigit() else model), config=cfg,
+                tracking_uri=tracking_uri)
+    except (FileNotFoundError, LookupError, ValueError) as exc:
+        raise _fail(exc) from None
+    _print_counts("Scoring on Dask", result.summary())
+    _print_reconciliation(result.reconciliation)
+    console.print(f"Wrote {result.path}/ (part files), {len(result.worklists)} worklists and "
+                  f"the reconciliation to {result.path.parent}/")
+
+
 @app.command()
 def monitor(
     ledger: Annotated[Path, typer.Option(help="Ledger folder as it is now.")] = paths.LEDGER,
@@ -782,6 +975,7 @@ def monitor(
                                             "the ledger's newest event).")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     ledger_name: LedgerNameOpt = None,
+    tracking_uri: TrackingUriOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Realised quality with delayed labels, estimated quality, drift and staleness of the
@@ -793,7 +987,7 @@ def monitor(
     try:
         report, folder = monitor_ledger_dir(
             ledger, scores=scores, now=_date(now), ledger=ledger_name, out_dir=out,
-            config=_config(config), tracking_uri=os.environ.get("PAYDELAY_TRACKING_URI"))
+            config=_config(config), tracking_uri=tracking_uri)
     except (FileNotFoundError, LookupError, ValueError) as exc:
         raise _fail(exc) from None
     _print_counts("Monitor", {k: v for k, v in report.figures().items()

@@ -16,6 +16,9 @@ Two layers of validation (documented in the OpenAPI description and tested):
   posted (or an activity recorded) after the request's `as_of`, duplicate invoice ids, max
   dunning level below the current one.
 
+/latest_worklist answers with the request shape itself: a collector's open items from the newest
+batch scoring (LatestWorklistResponse: as_of, ledger, items), so they go to /rerank as sent.
+
 `openapi_document` builds the published OpenAPI 3.1 document (served at /docs.json) from these
 models: every response code with its schema, the bearer scheme, the date pattern and bounds.
 """
@@ -417,7 +420,33 @@ class ApiModels:
         self.ExplainRequest = create_model(
             "ExplainRequest", __base__=_Strict, as_of=as_of, ledger=ledger,
             item=(self.OpenItem, Field(..., description="The item to explain.")))
-
+        self.LatestWorklistRequest = create_model(
+            "LatestWorklistRequest", __base__=_Strict,
+            __doc__="Which collector's worklist to load from the latest batch (in the body, so "
+                    "no name reaches a URL).",
+            collector=(str | None, Field(None, min_length=1, max_length=_ID_LIMIT, description=(
+                "The collector (customer master KNB1-SACHP; 'unassigned' for customers without "
+                "one). Absent or null: only what the batch holds (as_of, collectors), no "
+                "items. A collector the batch does not list has an empty worklist."))))
+        self.LatestWorklistResponse = create_model(
+            "LatestWorklistResponse",
+            __doc__="A collector's open items from the newest batch scoring (`paydelay score`), "
+                    "in the /rerank request's shape: post as_of, items and ledger to /rerank.",
+            as_of=(OutDatetime, Field(..., description=(
+                "The batch's scoring time: the items' states are as of then; re-rank them as "
+                "of it."))),
+            ledger=(str | None, Field(None, description=(
+                "The ledger the batch scored (null when it records none); /rerank refuses it "
+                "with 409 when it is not the served model's."))),
+            collectors=(list[str], Field(..., description=(
+                "Every collector with open items in the batch, sorted."))),
+            collector=(str | None, Field(None, description="The collector asked for.")),
+            n_items=(int, Field(..., ge=0, description=(
+                "The collector's open items in the batch (0 when none was asked for, or the "
+                "batch lists no such collector)."))),
+            items=(list[self.OpenItem], Field(..., description=(
+                f"The collector's open items, riskiest money first as the batch ranked them; "
+                f"the first {cfg.max_items} (max_items) when there are more."))))
 
 
 _ERRORS = {
@@ -433,6 +462,11 @@ _ERRORS = {
          "the invoice amount, an item posted after as_of, duplicate invoice ids).",
     503: "The model is not loaded (yet): retry when /readyz is 200.",
 }
+# The answers of /latest_worklist, which reads no items: a 404 instead of 409 and 422.
+_LATEST_ERRORS = {
+    **{code: text for code, text in _ERRORS.items() if code not in (409, 422)},
+    404: "No batch-scored worklist in the scores folder yet (`paydelay score` writes one).",
+}
 
 
 def openapi_document(api: ApiModels, token_required: bool, version: str = "1") -> dict:
@@ -443,21 +477,26 @@ def openapi_document(api: ApiModels, token_required: bool, version: str = "1") -
     from pydantic.json_schema import models_json_schema  # noqa: PLC0415
 
     models = [(api.ScoreRequest, "validation"), (api.RerankRequest, "validation"),
-              (api.ExplainRequest, "validation"), (ScoreResponse, "serialization"),
-              (RerankResponse, "serialization"), (ExplainResponse, "serialization"),
+              (api.ExplainRequest, "validation"), (api.LatestWorklistRequest, "validation"),
+              (ScoreResponse, "serialization"), (RerankResponse, "serialization"),
+              (ExplainResponse, "serialization"), (api.LatestWorklistResponse, "serialization"),
               (ErrorResponse, "serialization"), (Metadata, "serialization")]
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     ref = {model: refs[(model, mode)] for model, mode in models}
     json = "application/json"
-    errors = {str(code): {"description": text, "content": {json: {"schema": ref[ErrorResponse]}}}
-              for code, text in _ERRORS.items() if code != 401 or token_required}
     text = {"text/plain": {"schema": {"type": "string"}}}
 
-    def post(summary: str, request, response) -> dict:
+    def errors(answers: dict[int, str]) -> dict:
+        return {str(code): {"description": answer,
+                            "content": {json: {"schema": ref[ErrorResponse]}}}
+                for code, answer in sorted(answers.items()) if code != 401 or token_required}
+
+    def post(summary: str, request, response, answers: dict[int, str] = _ERRORS) -> dict:
         op = {"summary": summary,
               "requestBody": {"required": True, "content": {json: {"schema": ref[request]}}},
               "responses": {"200": {"description": "OK",
-                                    "content": {json: {"schema": ref[response]}}}, **errors}}
+                                    "content": {json: {"schema": ref[response]}}},
+                            **errors(answers)}}
         if token_required:
             op["security"] = [{"bearer": []}]
         return {"post": op}
@@ -475,6 +514,9 @@ def openapi_document(api: ApiModels, token_required: bool, version: str = "1") -
             "/score": post("Score open items", api.ScoreRequest, ScoreResponse),
             "/rerank": post("Re-rank a worklist", api.RerankRequest, RerankResponse),
             "/explain": post("Explain one item", api.ExplainRequest, ExplainResponse),
+            "/latest_worklist": post("A collector's open items from the latest batch scoring",
+                                     api.LatestWorklistRequest, api.LatestWorklistResponse,
+                                     _LATEST_ERRORS),
             "/metadata": {"get": {"summary": "What is served", "responses": {
                 "200": {"description": "Model, contract, metrics, limits (or not ready)",
                         "content": {json: {"schema": ref[Metadata]}}}}}},
@@ -493,8 +535,8 @@ def openapi_document(api: ApiModels, token_required: bool, version: str = "1") -
     if token_required:
         doc["components"]["securitySchemes"] = {"bearer": {
             "type": "http", "scheme": "bearer",
-            "description": "The token of $PAYDELAY_API_TOKEN; guards /score, /rerank and "
-                           "/explain."}}
+            "description": "The token of $PAYDELAY_API_TOKEN; guards /score, /rerank, "
+                           "/explain and /latest_worklist."}}
     return doc
 
 

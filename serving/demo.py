@@ -1,11 +1,12 @@
 """A small served model end to end: simulate a ledger, train, register, attach the store.
 
 Used by the end-to-end tests, the serving benchmarks and the demo: everything lands in one work
-folder (its own SQLite MLflow store), nothing global is touched. The ledger is named "demo" (model
-and experiment paydelay-demo); `DemoModel.headline` is the training headline table
-(training.report.headline_table, through TrainResult.headline_table: the same table as `paydelay
-train` and `paydelay evaluate` print). `demo_config` shrinks the
-simulator and the boosters so the whole thing takes seconds; pass your own config for more.
+folder (its own SQLite MLflow store, unless a tracking server is named), nothing global is
+touched. The ledger is named "demo" (model and experiment paydelay-demo); `DemoModel.headline`
+is the training headline table (training.report.headline_table, through
+TrainResult.headline_table: the same table as `paydelay train` and `paydelay evaluate` print).
+`demo_config` shrinks the simulator and the boosters so the whole thing takes seconds; pass your
+own config for more.
 """
 
 from __future__ import annotations
@@ -82,12 +83,15 @@ def simulate_and_train(config: PaydelayConfig, seed: int | None = None, with_tru
 
 
 def train_and_register(workdir: str | Path, config: PaydelayConfig | None = None,
-                       seed: int | None = None, ledger: str = DEMO_LEDGER) -> DemoModel:
-    """Simulate, build features, train + register (gate decides the alias), log the store."""
+                       seed: int | None = None, ledger: str = DEMO_LEDGER,
+                       tracking_uri: str | None = None) -> DemoModel:
+    """Simulate, build features, train + register (gate decides the alias), log the store.
+    The MLflow store is `tracking_uri` (e.g. a team's tracking server) when given, else a
+    SQLite store of its own in `workdir`."""
     config = config or demo_config()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+    uri = tracking_uri or f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
     sim, _, result, store = simulate_and_train(config, seed, with_truth=True,
                                                tracking_uri=uri, ledger=ledger)
     log_store(store, result.run_id, uri)

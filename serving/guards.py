@@ -1,8 +1,8 @@
 """ASGI middleware in front of the service: what a request must be before anything parses it,
 the one error shape, and the published documentation pages.
 
-Pure ASGI (no BentoML import) so it is unit-tested with a fake app. On the guarded (prediction)
-paths, in this order:
+Pure ASGI (no BentoML import) so it is unit-tested with a fake app. On the guarded paths (the
+prediction endpoints and /latest_worklist: serving.service.GUARDED), in this order:
 
 - Method: anything but POST gets 405 with `Allow: POST`.
 - Token: when a token is configured, `Authorization: Bearer <token>` (compared in constant time)

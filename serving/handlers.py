@@ -14,19 +14,32 @@ into a JSON response with that status, in the one error shape of the API
 
 A request may name its `ledger`: when the served model records the ledger it was trained on
 (bundle.ledger, {"name", ...}) and the names differ, the request is refused with 409.
+
+`latest_worklist` reads no request items: it answers a collector's open items from the newest
+batch scoring (training.batch_score writes `items_<YYYY-MM-DD>.parquet`, the item states with
+the collector of each, beside its predictions), in the /rerank request's shape, so the worklist
+page re-ranks the batch exactly as it re-ranks an upload. It reads the files itself (serving
+does not import batch scoring); tests/serving/test_latest_worklist.py checks that both sides
+agree on the names and the folder.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pydantic_core
 
+from features import paths
 from features.pit.columns import column_array
 from features.pit.item_state import ITEM_STATE_COLUMNS
+from serving.api_models import items_payload
 from serving.explain import base_probability, contributions, probability_weights
 from serving.model import ServingModel
 from serving.predict import feature_columns, predict_columns, score_and_explain_columns
@@ -35,7 +48,12 @@ from serving.rerank import rerank_groups
 from serving.validation import check_items, items_columns
 from serving.staleness_metrics import update as staleness_update
 from training.core.contract import ModelContract
+from training.core.ledger import DEFAULT_LEDGER, slugify
 from training.core.rules import rule_points, strategy_columns
+
+# How batch scoring names its outputs (training.batch_score.items_path, its metadata key).
+ITEMS_FILE = re.compile(r"^items_(\d{4}-\d{2}-\d{2})\.parquet$")
+SCORING_META_KEY = b"paydelay.scoring"
 
 
 class Refused(Exception):
@@ -359,6 +377,57 @@ def handle_explain(model: ServingModel, as_of: datetime | None, item,
                 k=model.serving.n_reasons, weights=weights, leave_out=COLUMN_FEATURES)[0]]}
 
 
+def scores_folder(model: ServingModel, configured: str | Path | None) -> Path:
+    """Where batch scoring writes: the configured folder (ServingConfig.scores_dir or
+    $PAYDELAY_SCORES_DIR), else its default for the served model's ledger,
+    data/processed/<ledger>/scores (training.batch_score.scores_dir)."""
+    if configured:
+        return Path(configured)
+    name = (served_ledger(model) or {}).get("name") or DEFAULT_LEDGER
+    return paths.PROCESSED / slugify(str(name)) / "scores"
+
+
+def latest_items_file(folder: Path) -> Path | None:
+    """The newest batch's item states in `folder` (by the date in the name), or None."""
+    dated = sorted((found[1], path) for path in folder.glob("items_*.parquet")
+                   if (found := ITEMS_FILE.match(path.name)))
+    return dated[-1][1] if dated else None
+
+
+def _batch_facts(path: Path) -> tuple[str, str | None]:
+    """(as_of, ledger name) of a batch file, from its provenance (the name's date without it)."""
+    raw = (pq.read_schema(path).metadata or {}).get(SCORING_META_KEY)
+    meta = json.loads(raw) if raw else {}
+    as_of = meta.get("as_of") or ITEMS_FILE.match(path.name)[1]
+    return pd.Timestamp(as_of).isoformat(), (meta.get("ledger") or {}).get("name")
+
+
+def latest_worklist(model: ServingModel, collector: str | None,
+                    folder: str | Path | None = None) -> dict:
+    """LatestWorklistResponse data: the newest batch's as_of, ledger and collectors and, when a
+    collector is named, that collector's open items in the batch's order (the first max_items):
+    what /rerank takes. A collector the batch does not list has nothing open in it: an empty
+    worklist (the collectors beside it show a misspelt name). 404 when the folder holds no
+    batch."""
+    where = scores_folder(model, folder)
+    path = latest_items_file(where)
+    if path is None:
+        raise Refused(404, "no batch-scored worklist yet: batch scoring (paydelay score) writes "
+                           "one to the service's scores folder (ServingConfig.scores_dir or "
+                           "$PAYDELAY_SCORES_DIR); upload the worklist file meanwhile")
+    as_of, ledger = _batch_facts(path)
+    collectors = pq.read_table(path, columns=["collector"]).column("collector")
+    names = sorted(str(c) for c in collectors.unique().to_pylist() if c is not None)
+    answer = {"as_of": as_of, "ledger": ledger, "collectors": names, "collector": collector,
+              "n_items": 0, "items": []}
+    if collector is None or collector not in names:
+        return answer
+    rows = pq.read_table(path, columns=list(ITEM_STATE_COLUMNS),
+                         filters=[("collector", "==", collector)]).to_pandas()
+    return {**answer, "n_items": len(rows),
+            "items": items_payload(rows.head(model.serving.max_items))}
+
+
 def metadata(model: ServingModel | None, loading_error: str | None = None,
              loading: dict | None = None) -> dict:
     """What is served: versions, training window, headline metrics, feature set, limits, the
@@ -399,6 +468,7 @@ def metadata(model: ServingModel | None, loading_error: str | None = None,
     }
 
 
-__all__ = ["Refused", "Job", "error_body", "served_ledger", "ledger_refusal", "score_many", "rerank_many", "handle_score", "handle_rerank",
-           "handle_explain", "metadata", "resolve_as_of", "to_json", "model_info", "templates",
-           "rule_frame", "delay_buckets"]
+__all__ = ["Refused", "Job", "error_body", "served_ledger", "ledger_refusal", "score_many",
+           "rerank_many", "handle_score", "handle_rerank", "handle_explain", "metadata",
+           "resolve_as_of", "to_json", "model_info", "templates", "rule_frame", "delay_buckets",
+           "latest_worklist", "latest_items_file", "scores_folder", "ITEMS_FILE"]

@@ -2,7 +2,10 @@
 
 Used by `paydelay serve`/`paydelay demo` and the end-to-end tests, so the service is always
 started the same way: `bentoml serve serving.service:PaydelayService`, configured only by
-environment variables (which model, which MLflow store, which token).
+environment variables (which model, which MLflow store, which token). The MLflow store travels
+as $PAYDELAY_TRACKING_URI when one is named for the service, else as the MLflow variables the
+caller's environment holds ($MLFLOW_TRACKING_URI, $MLFLOW_REGISTRY_URI): the service resolves
+them exactly as the CLI does (training.registry.resolve_tracking_uri).
 
 - Each server gets its own Prometheus multiprocess directory (BentoML's default, one per
   BENTOML_HOME, is wiped by every server that starts: a second server on the host would make
@@ -28,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from training.registry import TRACKING_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:PaydelayService"
@@ -82,10 +87,12 @@ def free_port() -> int:
 def server_env(tracking_uri: str | None = None, token: str | None = None,
                model: str | None = None, workers: int = 1, extra: dict | None = None) -> dict:
     """The server's environment: this process's, with the given settings (None removes a
-    variable: tests pass exactly what they mean; `paydelay serve` passes the variables on)."""
+    variable: tests pass exactly what they mean; `paydelay serve` passes the variables on).
+    `tracking_uri` is the MLflow store named for the service (tracking and registry both); None
+    leaves MLflow's own variables, if any, to decide."""
     env = {**os.environ, "PAYDELAY_WORKERS": str(workers), "PYTHONPATH": str(ROOT),
            "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true"}
-    for key, value in (("PAYDELAY_TRACKING_URI", tracking_uri), ("PAYDELAY_API_TOKEN", token),
+    for key, value in ((TRACKING_ENV, tracking_uri), ("PAYDELAY_API_TOKEN", token),
                        ("PAYDELAY_MODEL", model)):
         if value is None:
             env.pop(key, None)

@@ -25,30 +25,36 @@ def load_serving_model(config: PaydelayConfig | None = None, model_ref: str | No
     - a release (serving.release): inside a Bento, the BentoML model the Bento carries (its
       bentofile `models:` entry aliased paydelay-release), or any exported release named by
       $PAYDELAY_RELEASE. Bundle and customer store come from the BentoML model store; MLflow
-      is never imported (a Bento does not install it) and PAYDELAY_MODEL /
-      PAYDELAY_TRACKING_URI are ignored.
+      is never imported (a Bento does not install it) and PAYDELAY_MODEL and the tracking
+      variables are ignored.
     - otherwise the MLflow registry (local use, `paydelay serve`): the registered bundle
       (alias / version from the argument, $PAYDELAY_MODEL or config) and the customer store
-      logged with its training run, from $PAYDELAY_TRACKING_URI's store. Passing model_ref or
-      tracking_uri always means the registry.
+      logged with its training run, from the store training.registry.resolve_tracking_uri /
+      resolve_registry_uri decide (the argument, $PAYDELAY_TRACKING_URI, $MLFLOW_TRACKING_URI /
+      $MLFLOW_REGISTRY_URI, else the SQLite store under models/): a service started by
+      serving.launcher gets it through those variables. Passing model_ref or tracking_uri
+      always means the registry.
 
     $PAYDELAY_STORE_PATH overrides the customer store in both cases."""
     config = config or load_config_from_env()
     if model_ref is None and tracking_uri is None:
         release = os.environ.get(RELEASE_ENV) or bento_release_tag()
         if release:
-            ignored = [k for k in (MODEL_ENV, TRACKING_ENV) if os.environ.get(k)]
+            ignored = [k for k in (MODEL_ENV, TRACKING_ENV, "MLFLOW_TRACKING_URI",
+                                   "MLFLOW_REGISTRY_URI") if os.environ.get(k)]
             if ignored:
                 log.info("serving release %s: %s ignored", release, ", ".join(ignored))
             return load_release(release, config)
     # The registry path. mlflow is an optional, heavy dependency needed only here: it is not
-    # installed in a Bento (requirements-serving.txt), so training.registry (which imports it at
-    # module top) is imported here and never at the top of a serving module.
-    from training.registry import default_tracking_uri, load_bundle  # noqa: PLC0415
+    # installed in a Bento (requirements-serving.txt), so the registry's loader (which imports
+    # it) is imported here and never at the top of a serving module.
+    from training.registry import (load_bundle, resolve_registry_uri,  # noqa: PLC0415
+                                   resolve_tracking_uri)
 
     ref = model_ref or os.environ.get(MODEL_ENV) or config.serving.model_ref
-    uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
-    check_registry_store(uri or default_tracking_uri())
+    uri = tracking_uri or None  # None: resolved from the environment by training.registry
+    for store_uri in dict.fromkeys((resolve_registry_uri(uri), resolve_tracking_uri(uri))):
+        check_registry_store(store_uri)
     bundle = load_bundle(ref, name=config.training.registered_model_name, tracking_uri=uri)
     override = store_override_path()
     if override is not None:
@@ -72,9 +78,10 @@ def check_registry_store(uri: str) -> None:
         return
     path = Path(uri.removeprefix("sqlite:///"))
     if not path.is_file():
-        raise StoreUnavailable(f"MLflow store {path} does not exist ({TRACKING_ENV} or the "
-                               "default): nothing was created; train and register a model "
-                               "first or point it at an existing store")
+        raise StoreUnavailable(f"MLflow store {path} does not exist (--tracking-uri, "
+                               f"{TRACKING_ENV}, MLFLOW_TRACKING_URI or the default): nothing "
+                               "was created; train and register a model first or point it at "
+                               "an existing store")
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:

@@ -26,7 +26,9 @@ from training.core.contract import ModelContract
 log = logging.getLogger(__name__)
 
 MODEL_ENV = "PAYDELAY_MODEL"  # alias or version to serve (overrides ServingConfig.model_ref)
-TRACKING_ENV = "PAYDELAY_TRACKING_URI"  # MLflow store (default: the project's models/mlflow.db)
+# The MLflow store named for paydelay; training.registry.resolve_tracking_uri decides with it,
+# then $MLFLOW_TRACKING_URI, then the project's models/mlflow.db.
+TRACKING_ENV = "PAYDELAY_TRACKING_URI"
 CONFIG_ENV = "PAYDELAY_CONFIG"  # TOML config file
 RELEASE_ENV = "PAYDELAY_RELEASE"  # BentoML release model to serve (serving.release), any place
 

@@ -31,8 +31,7 @@ import yaml
 from bentoml.exceptions import NotFound
 
 from features.config import PaydelayConfig
-from serving.model import (MODEL_ENV, TRACKING_ENV, ServingModel, from_bundle,
-                           load_config_from_env)
+from serving.model import MODEL_ENV, ServingModel, from_bundle, load_config_from_env
 from serving.store import CustomerStore, load_store_for_run, store_override_path
 from training.core.bundle import ModelBundle
 
@@ -50,16 +49,15 @@ RELEASE_FILE = "release.json"
 def export_release(model_ref: str | int | None = None, tracking_uri: str | None = None,
                    config: PaydelayConfig | None = None) -> str:
     """Copy a registered version (alias or number; default $PAYDELAY_MODEL, else the config's
-    model_ref, @champion) and its customer store from the MLflow registry ($PAYDELAY_TRACKING_URI
-    unless given) into the BentoML model store; returns the new BentoML model's tag
-    ("paydelay-model:<generated version>")."""
+    model_ref, @champion) and its customer store from the MLflow registry (tracking_uri, else
+    the one training.registry.resolve_registry_uri reads from the environment) into the BentoML
+    model store; returns the new BentoML model's tag ("paydelay-model:<generated version>")."""
     # mlflow is heavy and absent from a Bento (requirements-serving.txt): only exporting, which
     # runs in the development environment, reads the registry.
     from training.registry import load_bundle
 
     config = config or load_config_from_env()
     ref = str(model_ref or os.environ.get(MODEL_ENV) or config.serving.model_ref)
-    tracking_uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
     name = config.training.registered_model_name
     bundle = load_bundle(ref, name=name, tracking_uri=tracking_uri)
     source = dict(bundle.source or {})

@@ -6,23 +6,27 @@ Endpoints
 - POST /rerank   worklist (+ optional capacity) -> the same, ordered by expected amount at risk,
                  with the SAP-style rule priority / rank beside it and the top reasons.
 - POST /explain  one item -> every feature's contribution, the base value, the sentences.
+- POST /latest_worklist  {"collector"} -> that collector's open items from the newest batch
+                 scoring (items_<date>.parquet in the scores folder), in the /rerank request's
+                 shape, with the batch's as_of, ledger and collectors; without a collector, only
+                 those; 404 when no batch exists. POST: a collector's name never sits in a URL.
 - GET  /metadata model versions, training window, headline metrics, feature-set version, limits.
 - GET  /livez (503 once loading has failed for good: a supervisor restarts the service),
          /readyz (503 until the model is loaded), /metrics (Prometheus),
          /docs.json (the OpenAPI 3.1 document, serving.api_models.openapi_document),
          /docs and / (a plain page describing it; no third-party asset),
-         /worklist (the collectors' worklist page, serving.page: it calls /rerank and /explain
-         with the token the collector types).
+         /worklist (the collectors' worklist page, serving.page: it calls /latest_worklist,
+         /rerank and /explain with the token the collector types).
 
 Concurrent /score and /rerank requests reaching one worker are scored together (natural
 batching, serving.batching): a lone request is not delayed, a queue is worked off in batches.
 
 Errors, all in one shape (serving.api_models.ErrorResponse; serving.guards rewrites the
 framework's): 400 malformed request (field path + problem), 401 missing / wrong bearer token
-(only when $PAYDELAY_API_TOKEN is set; health, metrics, metadata and docs stay open), 405 not
-POST, 408 body not received in time, 409 the request's ledger is not the model's, 413 body or
-item count over the limits, 415 not application/json, 422 impossible item
-(serving.validation), 503 model not loaded. No request content reaches the logs
+(only when $PAYDELAY_API_TOKEN is set; health, metrics, metadata and docs stay open), 404 no
+batch-scored worklist (/latest_worklist), 405 not POST, 408 body not received in time, 409 the
+request's ledger is not the model's, 413 body or item count over the limits, 415 not
+application/json, 422 impossible item (serving.validation), 503 model not loaded. No request content reaches the logs
 (serving.logging_safety); a 400 is one WARNING line.
 
 Loading: retried with back-off (PAYDELAY_LOAD_ATTEMPTS, default 5; PAYDELAY_LOAD_BACKOFF_S,
@@ -32,10 +36,14 @@ the kind of failure, never an exception's text (the log has it).
 Environment: PAYDELAY_CONFIG (TOML). Inside a Bento the service serves the release the Bento
 carries (serving.release) and ignores PAYDELAY_MODEL / PAYDELAY_TRACKING_URI; from source:
 PAYDELAY_RELEASE (an exported BentoML release) or PAYDELAY_MODEL (alias or version, default
-@champion) with PAYDELAY_TRACKING_URI (MLflow store); PAYDELAY_STORE_PATH (fresher customer store),
+@champion) from the MLflow store PAYDELAY_TRACKING_URI, else MLFLOW_TRACKING_URI /
+MLFLOW_REGISTRY_URI, else models/mlflow.db (training.registry.resolve_tracking_uri);
+PAYDELAY_STORE_PATH (fresher customer store),
 PAYDELAY_API_TOKEN (bearer token; without it the service warns at start), PAYDELAY_WORKERS
 (worker processes, default 1; one per core measured best, each loads its own copy of the model),
-PAYDELAY_BODY_TIMEOUT_S (seconds to receive a request body, default 30).
+PAYDELAY_BODY_TIMEOUT_S (seconds to receive a request body, default 30), PAYDELAY_SCORES_DIR
+(the batch scores folder /latest_worklist reads; default ServingConfig.scores_dir, else
+data/processed/<the served model's ledger>/scores, where `paydelay score` writes).
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ from serving import api_models as am  # noqa: E402
 from serving.batching import NaturalBatcher  # noqa: E402
 from serving.guards import REAL_PATH_KEY, GuardMiddleware  # noqa: E402
 from serving.handlers import (Job, Refused, handle_explain,  # noqa: E402
-                              rerank_many, score_many, to_json)
+                              latest_worklist, rerank_many, score_many, to_json)
 from serving.handlers import metadata as metadata_of  # noqa: E402
 from serving import loading  # noqa: E402
 from serving import staleness_metrics  # noqa: E402
@@ -71,8 +79,10 @@ from serving.process import settle_heap  # noqa: E402
 log = logging.getLogger("paydelay.service")
 CONFIG = load_config_from_env()
 API = am.ApiModels(CONFIG.serving)
-GUARDED = ("/score", "/rerank", "/explain")
+GUARDED = ("/score", "/rerank", "/explain", "/latest_worklist")
 TOKEN = os.environ.get(CONFIG.serving.token_env) or None
+# The batch scores folder; None: batch scoring's default for the served model's ledger.
+SCORES_DIR = os.environ.get("PAYDELAY_SCORES_DIR") or CONFIG.serving.scores_dir
 LOAD_ATTEMPTS = max(1, int(os.environ.get("PAYDELAY_LOAD_ATTEMPTS") or 5))
 LOAD_BACKOFF_S = float(os.environ.get("PAYDELAY_LOAD_BACKOFF_S") or 2.0)
 BODY_TIMEOUT_S = float(os.environ.get("PAYDELAY_BODY_TIMEOUT_S") or 30.0)
@@ -109,8 +119,8 @@ PAGES = {"/docs.json": (b"application/json", json.dumps(OPENAPI).encode()),
 PAGES["/"] = PAGES["/docs"]
 PAGES.update(worklist_pages())  # the collector's worklist page and its assets (serving.page)
 if TOKEN is None:
-    log.warning("%s is not set: /score, /rerank and /explain are served without a token",
-                CONFIG.serving.token_env)
+    log.warning("%s is not set: %s are served without a token", CONFIG.serving.token_env,
+                ", ".join(GUARDED))
 
 # /metrics: BentoML labels request metrics with the raw path, so every unknown path would add
 # series. Unknown paths (404 anyway) are counted as one path, so the label set stays bounded.
@@ -275,6 +285,16 @@ class PaydelayService:
         the sentences a collector reads. Errors as /score."""
         try:
             return _json(handle_explain(self._model(), as_of, item, ledger))
+        except Refused as exc:
+            return _refusal(exc)
+
+    @bentoml.api(route="/latest_worklist", input_spec=API.LatestWorklistRequest)
+    def latest_worklist(self, collector: str | None = None) -> API.LatestWorklistResponse:
+        """A collector's open items from the newest batch scoring, in the /rerank request's
+        shape (as_of, ledger, items), and the batch's collectors. 404 when no batch exists,
+        other errors as /score."""
+        try:
+            return _json(latest_worklist(self._model(), collector, SCORES_DIR))
         except Refused as exc:
             return _refusal(exc)
 

@@ -209,20 +209,18 @@ def log_store(store: CustomerStore, run_id: str, tracking_uri: str | None = None
 
 
 def load_store_for_run(run_id: str, tracking_uri: str | None = None) -> CustomerStore | None:
-    """The store logged with a training run, or None when the run has none."""
+    """The store logged with a training run, or None when the run has none. The run is read
+    from the tracking store training.registry resolves (the argument, else the environment)."""
     # Here, not at the top: MLflow (and the registry over it) is heavy, and only loading a
     # model from the tracking server needs it, never the scoring path.
-    import mlflow
-
     from training import registry
 
     client = registry.configure(tracking_uri)
     names = {a.path for a in client.list_artifacts(run_id)}
     if STORE_DIR not in names:
         return None
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=STORE_DIR,
-                                                tracking_uri=tracking_uri or None)
-    return CustomerStore.load(local)
+    # through the client: the store it was resolved to, never whatever MLflow's globals hold
+    return CustomerStore.load(client.download_artifacts(run_id, STORE_DIR))
 
 
 def store_override_path() -> Path | None:

@@ -188,3 +188,37 @@ def test_a_bad_sap_extract_is_one_line_and_exit_2(small):
                                               str(small / "out")])
     assert result.exit_code == 2
     assert "error:" in result.output and "Traceback" not in result.output
+
+
+MODEL_COMMANDS = {"train", "tune", "evaluate", "models", "rollback", "bento", "serve", "score",
+                  "monitor", "demo"}
+
+
+def test_every_command_that_reads_or_writes_models_takes_a_tracking_uri():
+    taking = {c.callback.__name__ for c in paydelay_cli.app.registered_commands
+              if "tracking_uri" in inspect.signature(c.callback).parameters}
+    assert taking == MODEL_COMMANDS
+    for name in MODEL_COMMANDS:
+        result = runner.invoke(paydelay_cli.app, [name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "--tracking-uri" in result.output, name
+
+
+def test_models_reads_the_option_else_the_environment_else_the_sqlite_default(monkeypatch,
+                                                                              tmp_path):
+    for key in ("PAYDELAY_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(registry, "MODELS", tmp_path / "models")  # the default's folder
+
+    def store_read(*options: str) -> str:
+        out = "".join(_run("models", *options).splitlines())
+        return re.search(r"No registered model in (\S+)", out).group(1)
+
+    assert store_read() == f"sqlite:///{(tmp_path / 'models' / 'mlflow.db').resolve()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'team.db'}")
+    assert store_read() == f"sqlite:///{tmp_path / 'team.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path / 'registry.db'}")
+    assert store_read() == f"sqlite:///{tmp_path / 'registry.db'}"  # models lists the registry
+    option = f"sqlite:///{tmp_path / 'option.db'}"
+    assert store_read("--tracking-uri", option) == option
+    # listing reads, never creates: no store appeared anywhere
+    assert not list(tmp_path.rglob("*.db"))

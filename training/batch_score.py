@@ -10,11 +10,19 @@ the inference core (training.core.scoring.score, the code the service runs) and 
   set version is a column already); the same facts are in the file's Parquet metadata
   (`paydelay.scoring`, JSON) so `training.monitor` can read the history without MLflow.
 - `worklists_<YYYY-MM-DD>/<collector>.csv`: one worklist per collector, ordered by expected
-  amount at risk (then P(late)), the columns a collector reads.
+  amount at risk (then P(late)), the columns a collector reads, the ranking probability
+  p_very_late (the contract's very_late_label in collector language) among them.
+- `items_<YYYY-MM-DD>.parquet`: the same open items as the /rerank request carries them (the
+  item state at `as_of`, features.pit.item_state.ITEM_STATE_COLUMNS) with the `collector` whose
+  worklist holds each, in the worklists' order, and the provenance in its Parquet metadata: what
+  the service's "latest batch-scored worklist" (serving.handlers.latest_worklist) loads and
+  re-ranks, so a collector's page starts from the batch without a worklist engine.
+- `reconciliation_<YYYY-MM-DD>.csv`: the ledger's invoices against the items scored, and the
+  items scored against the rows of the worklists and of the item-state file.
 
 and, unless `log=False`, records the run in the MLflow experiment `paydelay-scoring` (params:
 as-of, model, ledger fingerprint, feature set; metrics: items, mean P(late), amount at risk, risk
-class shares; artifacts: the prediction table and the worklists).
+class shares; artifacts: the prediction table, the item states and the worklists).
 
 `score_range` re-scores a range of past dates (backfills), one table per date; each date sees
 only the events known then, so a backfill writes what a weekly job would have written (the
@@ -40,7 +48,9 @@ import pyarrow.parquet as pq
 from features import paths
 from features.config.monitoring import MonitoringConfig
 from features.pit.build import build_scoring_set, scoring_reconciliation
-from features.reconcile import Reconciliation, write_reconciliation
+from features.pit.item_state import ITEM_STATE_COLUMNS, ReplayLog, item_state_at, prepare_log
+from features.pit.snapshots import scoring_snapshots
+from features.reconcile import Reconciliation, combine, reconcile_counts, write_reconciliation
 from training.core.bundle import ModelBundle, json_safe
 from training.core.ledger import slugify
 from training.core.scoring import score
@@ -50,7 +60,10 @@ PREDICTIONS_GLOB = "predictions_*.parquet"
 _DATE_RE = re.compile(r"predictions_(\d{4}-\d{2}-\d{2})\.parquet$")
 WORKLIST_COLUMNS = ("rank", "invoice_id", "customer_id", "company_code", "customer_segment",
                     "open_amount", "net_due_date", "days_overdue", "dunning_level", "p_late",
-                    "risk_class", "pay_date_p50", "expected_amount_at_risk")
+                    "p_very_late", "risk_class", "pay_date_p50", "expected_amount_at_risk")
+UNASSIGNED = "unassigned"  # the worklist of items whose customer has no collector
+# The item-state file's columns: a /rerank item, and the worklist it belongs to.
+ITEM_COLUMNS = (*ITEM_STATE_COLUMNS, "collector")
 
 
 def scores_dir(ledger: str) -> Path:
@@ -60,6 +73,11 @@ def scores_dir(ledger: str) -> Path:
 
 def predictions_path(out_dir: str | Path, as_of: pd.Timestamp) -> Path:
     return Path(out_dir) / f"predictions_{pd.Timestamp(as_of):%Y-%m-%d}.parquet"
+
+
+def items_path(out_dir: str | Path, as_of: pd.Timestamp) -> Path:
+    """Where the open items' states of a date go (the service finds the newest by this name)."""
+    return Path(out_dir) / f"items_{pd.Timestamp(as_of):%Y-%m-%d}.parquet"
 
 
 def ledger_fingerprint(events: pd.DataFrame, as_of: pd.Timestamp, name: str) -> dict:
@@ -84,6 +102,7 @@ class ScoringResult:
     path: Path
     worklists: dict[str, Path] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    items_path: Path | None = None  # the open items' states (/rerank items) per collector
     run_id: str | None = None
     reconciliation: Reconciliation | None = None  # ledger invoices -> items scored
 
@@ -115,35 +134,69 @@ def score_frame(events: pd.DataFrame, master: pd.DataFrame | None, bundle: Model
     return rows.join(pred).copy()  # one block per dtype: the join of a column-per-block frame
 
 
+def collector_of(pred: pd.DataFrame) -> pd.Series:
+    """The worklist each scored item goes on: its customer's collector, else UNASSIGNED."""
+    return pred["collector"].astype("str").fillna(UNASSIGNED)
+
+
+def worklist_order(pred: pd.DataFrame) -> np.ndarray:
+    """Positions of the rows in worklist order: by collector, then the riskiest money first
+    (expected amount at risk, then P(late)); ties keep the scoring order."""
+    collector = pd.factorize(collector_of(pred), sort=True)[0]
+    return np.lexsort((-pred["p_late"].to_numpy(np.float64),
+                       -pred["expected_amount_at_risk"].to_numpy(np.float64), collector))
+
+
 def worklists(pred: pd.DataFrame, top: int | None = None) -> dict[str, pd.DataFrame]:
-    """One worklist per collector: items by expected amount at risk, then P(late)."""
+    """One worklist per collector, in worklist order (worklist_order), the first `top` each."""
     if pred.empty:
         return {}
-    key = pred["collector"].astype("str").fillna("unassigned")
+    ordered = pred.iloc[worklist_order(pred)]
     out = {}
-    for collector, items in pred.groupby(key, sort=True, observed=True):
-        items = items.sort_values(["expected_amount_at_risk", "p_late"], ascending=False)
+    for collector, items in ordered.groupby(collector_of(ordered), sort=True, observed=True):
         items = items.head(top) if top else items
         items = items.assign(rank=np.arange(1, len(items) + 1))
         out[str(collector)] = items[[c for c in WORKLIST_COLUMNS if c in items.columns]]
     return out
 
 
+def open_items(events: pd.DataFrame | ReplayLog, pred: pd.DataFrame, as_of: pd.Timestamp
+               ) -> pd.DataFrame:
+    """The scored items as a /rerank request carries them: each item's state at `as_of`
+    replayed from its known events (features.pit.item_state, the code the service's own
+    callers use), with the collector whose worklist holds it, in worklist order."""
+    log = prepare_log(events)
+    state = item_state_at(log, scoring_snapshots(log, as_of))
+    position = pd.Index(state["invoice_id"]).get_indexer(pred["invoice_id"].astype("str"))
+    if (position < 0).any():
+        raise AssertionError("scored items and open item states disagree at "
+                             f"{as_of:%Y-%m-%d}: {int((position < 0).sum())} item(s) unmatched")
+    order = worklist_order(pred)
+    items = state.iloc[position[order]].reset_index(drop=True)
+    return items.assign(collector=collector_of(pred).iloc[order].to_numpy())
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "unassigned"
 
 
-def write_predictions(pred: pd.DataFrame, path: Path, meta: dict) -> Path:
+def write_scored(frame: pd.DataFrame, path: Path, meta: dict) -> Path:
+    """A batch output as Parquet with the run's provenance in its metadata (module doc)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(pred, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     md = dict(table.schema.metadata or {})
     md[SCORING_META_KEY] = json.dumps(json_safe(meta)).encode()
-    pq.write_table(table.replace_schema_metadata(md), path)
+    # Written aside, then renamed: a running service (or monitor) reading the newest file never
+    # meets half of one.
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(table.replace_schema_metadata(md), partial)
+    partial.replace(path)
     return path
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A prediction table; df.attrs["scoring"] holds its provenance (module doc)."""
+    """A prediction table (or the item-state file: any output of write_scored);
+    df.attrs["scoring"] holds its provenance (module doc)."""
     table = pq.read_table(path)
     df = table.to_pandas()
     raw = (table.schema.metadata or {}).get(SCORING_META_KEY)
@@ -161,11 +214,30 @@ def scoring_dates(out_dir: str | Path) -> list[pd.Timestamp]:
     return sorted(found)
 
 
+def outputs_reconciliation(scored: Reconciliation, pred: pd.DataFrame, states: pd.DataFrame,
+                           lists: dict[str, Path], top: int | None, as_of: pd.Timestamp
+                           ) -> Reconciliation:
+    """The invoices -> items scored table, then the items scored against what each output
+    holds: the worklists' rows (less what falls beyond worklist_top) and the item states."""
+    date = f"{as_of:%Y-%m-%d}"
+    n = len(pred)
+    per_collector = collector_of(pred).value_counts().to_numpy()
+    kept = int(np.minimum(per_collector, top).sum()) if top else n
+    rows = sum(len(pd.read_csv(p, usecols=["invoice_id"])) for p in lists.values())
+    return combine(
+        scored,
+        reconcile_counts("score", f"items scored -> worklist rows as of {date}", n, rows,
+                         {"beyond monitoring.worklist_top": kept - n}),
+        reconcile_counts("score", f"items scored -> item states as of {date}", n,
+                         len(states), {}))
+
+
 def score_ledger(events: pd.DataFrame, master: pd.DataFrame | None, bundle: ModelBundle,
                  as_of, out_dir: str | Path, *, ledger: str = "default",
                  config: MonitoringConfig | None = None, tracking_uri: str | None = None,
                  log: bool = True) -> ScoringResult:
-    """Score every item open at `as_of` and write the dated table and worklists (module doc)."""
+    """Score every item open at `as_of` and write the dated table, the worklists, the item
+    states and the reconciliation (module doc)."""
     cfg = config or MonitoringConfig()
     as_of = pd.Timestamp(as_of)
     out_dir = Path(out_dir)
@@ -179,16 +251,21 @@ def score_ledger(events: pd.DataFrame, master: pd.DataFrame | None, bundle: Mode
                        model_version=-1 if model["model_version"] is None
                        else model["model_version"],
                        ledger_hash=fp["hash"], as_of=as_of)
-    path = write_predictions(pred, predictions_path(out_dir, as_of), meta)
+    path = write_scored(pred, predictions_path(out_dir, as_of), meta)
     lists = {}
     folder = out_dir / f"worklists_{as_of:%Y-%m-%d}"
     for collector, items in worklists(pred, cfg.worklist_top).items():
         folder.mkdir(parents=True, exist_ok=True)
         lists[collector] = folder / f"{_safe_name(collector)}.csv"
         items.to_csv(lists[collector], index=False)
-    recon = scoring_reconciliation(events, bundle.contract.feature_config, pred, as_of)
+    replayed = prepare_log(events)  # once, for the item states and the reconciliation
+    states = open_items(replayed, pred, as_of)
+    items_file = write_scored(states, items_path(out_dir, as_of), meta)
+    recon = outputs_reconciliation(
+        scoring_reconciliation(replayed, bundle.contract.feature_config, pred, as_of),
+        pred, states, lists, cfg.worklist_top, as_of)
     write_reconciliation(recon, out_dir / f"reconciliation_{as_of:%Y-%m-%d}.csv")
-    result = ScoringResult(as_of, pred, path, lists, meta, reconciliation=recon)
+    result = ScoringResult(as_of, pred, path, lists, meta, items_file, reconciliation=recon)
     if log:
         result.run_id = _log_scoring(result, cfg, tracking_uri)
     return result
@@ -224,6 +301,8 @@ def _log_scoring(result: ScoringResult, cfg: MonitoringConfig,
                               "open_amount": float(p["open_amount"].sum()),
                               **{f"share_{k}": v for k, v in shares.items()}})
         mlflow.log_artifact(str(result.path), artifact_path="scores")
+        if result.items_path is not None:
+            mlflow.log_artifact(str(result.items_path), artifact_path="scores")
         if result.worklists:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp) / result.path.stem.replace("predictions", "worklists")
@@ -235,8 +314,9 @@ def _log_scoring(result: ScoringResult, cfg: MonitoringConfig,
 
 
 __all__ = ["ScoringResult", "score_ledger", "score_range", "score_frame", "worklists",
+           "open_items", "worklist_order", "collector_of", "outputs_reconciliation",
            "read_predictions", "scoring_dates", "scores_dir", "ledger_fingerprint",
-           "predictions_path"]
+           "predictions_path", "items_path", "ITEM_COLUMNS", "UNASSIGNED"]
 
 
 def score_ledger_dir(ledger_dir: str | Path, *, as_of=None, start=None, end=None,

@@ -738,15 +738,13 @@ def monitor_ledger_dir(ledger_dir: str | Path, *, scores: str | Path | None = No
 
 def _store_as_of(run_id: str, tracking_uri: str | None):
     """The as-of of the customer store logged with a training run (customer_store/store.json),
-    None when the run logged none."""
-    import mlflow  # noqa: PLC0415
-
+    None when the run logged none. The run is read from the store training.registry resolves
+    (tracking_uri, else the environment), through that store's own client."""
     from training import registry  # noqa: PLC0415
 
-    registry.configure(tracking_uri)
+    client = registry.configure(tracking_uri)
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id,
-                                                    artifact_path="customer_store/store.json")
+        local = client.download_artifacts(run_id, "customer_store/store.json")
     except Exception:  # no store logged with this run
         return None
     return json.loads(Path(local).read_text()).get("as_of")

@@ -45,21 +45,25 @@ from training.risk import dataset, lgb_params
 
 _SHIFT_GRID = np.round(np.arange(-40.0, 40.001, 0.25), 4)  # days
 _MIN_CONFORMAL_ROWS = 50
+_BLOCK_CELLS = 8_000_000  # (shift x row) cells per block of the conformal search
 
 
 def fit_quantiles(X: np.ndarray, days: np.ndarray, offset: np.ndarray, fs: FeatureSet,
                   params: LgbParams, seed: int, num_threads: int,
-                  tail_params: LgbParams | None = None) -> dict[str, lgb.Booster]:
+                  tail_params: LgbParams | None = None,
+                  weight: np.ndarray | None = None) -> dict[str, lgb.Booster]:
     """One quantile booster per P10/P50/P90 on (days to clear, horizon-clipped) - offset.
 
     `tail_params` (default: `params`) fit the P10 and P90 boosters. They can be smaller than the
     P50's: the conformal shift re-sets the interval's coverage on later slices anyway, and the
     point estimate (MAE, the payment date a collector sees) is the P50's alone, while every tree
-    costs the same at scoring."""
+    costs the same at scoring. `weight`: the training sample's weights (None: unweighted)."""
     y = np.asarray(days, dtype="float64")
     if np.isnan(y).any() or (y < 0).any():
         raise ValueError("payment-date targets must be known and >= 0 (use payment_used rows)")
-    train_set = dataset(X, y - np.asarray(offset, dtype="float64"), fs)  # binned once, 3 fits
+    # One dataset for the 3 fits; LightGBM keeps the raw matrix so it can re-bin for the tail
+    # boosters when their leaf sizes differ from the P50's.
+    train_set = dataset(X, y - np.asarray(offset, dtype="float64"), fs, weight=weight)
     per_key = {"p10": tail_params or params, "p50": params, "p90": tail_params or params}
     return {key: lgb.train(lgb_params(per_key[key], "quantile", seed, num_threads, alpha=q),
                            train_set, num_boost_round=per_key[key].n_estimators)
@@ -73,7 +77,8 @@ def _outcome_or_inf(days_known: np.ndarray) -> np.ndarray:
 
 
 def fit_conformal(days: np.ndarray, days_known: np.ndarray, window_days: np.ndarray,
-                  miss_each_side: float = 0.1) -> ConformalShift:
+                  miss_each_side: float = 0.1, weight: np.ndarray | None = None
+                  ) -> ConformalShift:
     """Shifts (days) so P10 and P90 each miss `miss_each_side` of the observable rows.
 
     `days`: the unshifted (n, 3) predictions in days from t (`to_days` without a shift).
@@ -81,25 +86,43 @@ def fit_conformal(days: np.ndarray, days_known: np.ndarray, window_days: np.ndar
     written off: never cleared).
     `window_days`: days from t to the cut-off (how long each row was watched).
     The smallest shift whose observed miss rate is <= the target is chosen on each side; with
-    fewer than 50 observable rows a side keeps shift 0.
+    fewer than 50 observable rows a side keeps shift 0. `weight`: the training sample's weights
+    (the miss rates are then weighted; None: every row counts once).
     """
     y = _outcome_or_inf(days_known)
     window = np.asarray(window_days, dtype="float64")
-    hi, n_hi = _side_shift(days[:, 2], +1.0, y, window, miss_each_side)
-    lo, n_lo = _side_shift(days[:, 0], -1.0, y, window, miss_each_side)
+    hi, n_hi = _side_shift(days[:, 2], +1.0, y, window, miss_each_side, weight)
+    lo, n_lo = _side_shift(days[:, 0], -1.0, y, window, miss_each_side, weight)
     return ConformalShift(lo=lo, hi=hi, n_lo=n_lo, n_hi=n_hi, target_miss=miss_each_side)
 
 
 def _side_shift(bound0: np.ndarray, sign: float, y: np.ndarray, window: np.ndarray,
-                target: float) -> tuple[float, int]:
+                target: float, weight: np.ndarray | None = None) -> tuple[float, int]:
     """Smallest grid shift moving the bound outwards (sign +1: P90 up, -1: P10 down) whose miss
-    rate on the rows where the shifted bound is observable is <= target."""
-    bound = np.maximum(bound0[None, :] + sign * _SHIFT_GRID[:, None], 0.0)
-    eligible = bound <= window[None, :]
-    beyond = y[None, :] > bound if sign > 0 else y[None, :] < bound
-    n_el = eligible.sum(axis=1)
-    miss = (beyond & eligible).sum(axis=1) / np.maximum(n_el, 1)
-    ok = (miss <= target) & (n_el >= _MIN_CONFORMAL_ROWS)
+    rate on the rows where the shifted bound is observable is <= target. The grid is worked in
+    blocks of shifts so a million pooled predictions never make a (grid x rows) float matrix
+    (2.6 GB at 1M rows)."""
+    n = len(bound0)
+    step = max(1, _BLOCK_CELLS // max(n, 1))
+    n_el, missed, w_el = [], [], []
+    w = None if weight is None else np.asarray(weight, dtype="float64")
+    for j in range(0, len(_SHIFT_GRID), step):
+        grid = _SHIFT_GRID[j:j + step]
+        bound = np.maximum(bound0[None, :] + sign * grid[:, None], 0.0)
+        eligible = bound <= window[None, :]
+        miss = eligible & (y[None, :] > bound if sign > 0 else y[None, :] < bound)
+        n_el.append(eligible.sum(axis=1))
+        if w is None:
+            missed.append(miss.sum(axis=1))
+        else:
+            missed.append(miss @ w)
+            w_el.append(eligible @ w)
+    n_el = np.concatenate(n_el)
+    if w is None:
+        miss_rate = np.concatenate(missed) / np.maximum(n_el, 1)
+    else:
+        miss_rate = np.concatenate(missed) / np.maximum(np.concatenate(w_el), 1e-12)
+    ok = (miss_rate <= target) & (n_el >= _MIN_CONFORMAL_ROWS)
     if not ok.any():
         return 0.0, 0
     i = int(np.argmax(ok))

@@ -22,8 +22,14 @@ Progress: `train(progress=...)` receives one line per stage (each fit with its e
 tuning trial with the best value so far); the CLI prints them. `reconciliation(split, config)` is
 the training-stage count of rows in, used per split and left out with the reason, logged beside
 the run (evaluation/reconciliation.csv). Deterministic: one seed drives every
-booster (deterministic=True, force_row_wise, fixed num_threads) and the tuner, so the same rows,
-config and seed give the same metrics to the last digit.
+booster (deterministic=True, force_row_wise, a thread count fixed by the fit's size and the
+machine: training.risk.fit_threads) and the tuner, so the same rows, config and seed give the
+same metrics to the last digit on one machine.
+
+Scale: above the row budget (training.sampling) the later snapshots of the fit windows are
+sampled by invoice and weighted (training.sampling); rows read by the CLI come compact and
+sampled already (training.rows). Folds are built one at a time, and splits share the rows'
+feature columns (copy-on-write), so a million invoices train in a few GiB.
 
 Headline metrics are maturity-aware (see training.splits): risk metrics on the test rows whose
 late flag is decided by the test end (including invoices still open past due, which are late),
@@ -52,7 +58,7 @@ import pandas as pd
 from features.config import PaydelayConfig
 from features.config.training import LgbParams
 from features.reconcile import Reconciliation, combine, reconcile_counts, reconcile_ids
-from training import plots, registry
+from training import min_data, plots, registry, sampling
 from training.baselines import baseline_predictions
 from training.core.bundle import ModelBundle, json_safe
 from training.core.contract import ModelContract
@@ -61,21 +67,19 @@ from training.core.matrix import feature_matrix, learn_categories, matrix_frame
 from training.core.payment import ConformalShift, payment_offset, predict_relative, to_days
 from training.core.scoring import check_version, score
 from training.gate import strict_gate
+from training.min_data import InsufficientDataError
 from training.metrics import ece_interval, ranking_metrics, risk_metrics
 from training.payment_date import censored_coverage, fit_conformal, fit_quantiles
 from training.report import EvaluationReport, HeadlineTable, model_card
 from training.report import headline_table as report_headline_table
 from training.report import evaluate as report_evaluate
-from training.risk import fit_buckets, fit_calibrator, fit_risk
-from training.splits import SPLIT_NAMES, SplitResult, refit_frame, rolling_folds, split_rows
+from training.risk import fit_buckets, fit_calibrator, fit_risk, fit_threads
+from training.splits import (SPLIT_NAMES, Cutoffs, SplitResult, fold_at, fold_windows,
+                             refit_frame, resolve_cutoffs, split_rows)
 from training.tune import tune
 
 log = logging.getLogger(__name__)
 _DAY = pd.Timedelta(days=1)
-
-
-class InsufficientDataError(ValueError):
-    """Too few cleared or late invoices in the training slice to fit a model worth serving."""
 
 
 class LedgerMismatchError(ValueError):
@@ -134,44 +138,23 @@ class TrainResult:
 
 # --- gate -----------------------------------------------------------------------------------------
 def min_data_counts(split: SplitResult) -> dict[str, int]:
-    tr = split.train
-    cleared = tr.loc[~tr["censored"] & ~tr["label_written_off"], "invoice_id"].nunique()
-    late = tr.loc[tr["risk_used"] & (tr["target_late"] == 1), "invoice_id"].nunique()
-    return {"cleared_invoices": int(cleared), "late_invoices": int(late)}
+    counts = min_data.fit_counts(split.train)
+    return {"cleared_invoices": counts["cleared_invoices"],
+            "late_invoices": counts["late_invoices"]}
 
 
 def check_min_data(split: SplitResult, config: PaydelayConfig) -> dict[str, int]:
-    """Refuse to train on too little history, naming the counts and thresholds."""
-    tc = config.training
-    counts = min_data_counts(split)
-    problems = []
-    if counts["cleared_invoices"] < tc.min_cleared_invoices:
-        problems.append(f"{counts['cleared_invoices']} cleared invoices "
-                        f"(minimum training.min_cleared_invoices = {tc.min_cleared_invoices})")
-    if counts["late_invoices"] < tc.min_late_invoices:
-        problems.append(f"{counts['late_invoices']} late invoices with a decided outcome "
-                        f"(minimum training.min_late_invoices = {tc.min_late_invoices})")
-    for name in ("calibration", "test"):
-        if int(split.counts.loc[name, "risk_used"]) == 0:
-            problems.append(f"no {name} rows with a decided late flag")
-    if problems:
-        raise InsufficientDataError(
-            f"not enough history to train: the train slice (snapshots {split.cutoffs.start} to "
-            f"{split.cutoffs.train_end}) has " + "; ".join(problems)
-            + ". Use a longer ledger, move training.train_end later, or lower the thresholds.")
-    return counts
+    """Refuse to train on too little history, naming the counts and thresholds
+    (training.min_data, the rule the Dask trainer applies too)."""
+    return min_data.check(min_data.fit_counts(split.train),
+                          min_data.fit_counts(split.calibration),
+                          min_data.fit_counts(split.test), split.cutoffs, config)
 
 
 # --- fit ------------------------------------------------------------------------------------------
 def _fold_usable(fit: pd.DataFrame, predict: pd.DataFrame, config: PaydelayConfig) -> bool:
     """A fold model is worth fitting with the gate's minimum data and both classes on each side."""
-    tc = config.training
-    r, c = fit[fit["risk_used"]], predict[predict["risk_used"]]
-    cleared = fit.loc[~fit["censored"] & ~fit["label_written_off"], "invoice_id"].nunique()
-    late = r.loc[r["target_late"] == 1, "invoice_id"].nunique()
-    return (cleared >= tc.min_cleared_invoices and late >= tc.min_late_invoices
-            and r["target_late"].nunique() == 2 and c["target_late"].nunique() == 2
-            and bool(fit["payment_used"].any()))
+    return min_data.fold_usable(min_data.fit_counts(fit), min_data.fit_counts(predict), config)
 
 
 def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConfig, seed: int,
@@ -181,16 +164,20 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
                progress: Progress | Callable[[str], None] | None = None) -> ModelBundle:
     """Fit the risk, bucket and payment-date models, their calibrator and conformal shift.
 
-    Out-of-time step: on each fold of `training.splits.rolling_folds` (the calibration slice and,
-    with calibration_folds > 1, the equally long slices before it), a risk model and payment
-    quantile models fitted on the rows before the slice predict the slice; the calibrator and the
-    conformal shift are fitted on those pooled predictions, so they never see a prediction of a
-    model that learned the row, and with a year of folds every season weighs the same (a single
-    Jul-Dec slice taught the calibrator year-end lateness that a Jan-Jun holdout does not have).
+    Out-of-time step: on each fold of `training.splits.fold_windows` (the calibration slice and,
+    with calibration_folds > 1, the equally long slices before it), a risk model, a very-late
+    model and payment quantile models fitted on the rows before the slice predict the slice;
+    the calibrators and the conformal shift are fitted on those pooled predictions, so they
+    never see a prediction of a model that learned the row, and with a year of folds every
+    season weighs the same (a single Jul-Dec slice taught the calibrator year-end lateness that
+    a Jan-Jun holdout does not have). Folds are built one at a time and let go once their
+    models have predicted (a million-invoice ledger holds one fold's frames, not all of them).
     Final models: with `training.refit_on_calibration` they are refitted on train + calibration
     (labels as known at calibration_end), otherwise the last fold's models are kept (fitted on
     train only, as before). Payment quantiles learn days relative to the due date + the
     contract's payment anchor (`training.payment_anchor` when the features have it).
+    Rows sampled under the row budget (training.sampling) carry their weights into every fit,
+    calibrator, choice of rounds and conformal shift; unsampled rows fit unweighted.
     The contract (ModelContract.from_config(config) unless a test gives its own) decides the
     features, the delay buckets and the anchor; config the training settings.
     """
@@ -198,83 +185,74 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
     fs = contract.features
     prog = _progress(progress)
     categories = categories or learn_categories(split.train, fs)
+    fit = _Fitter(fs, categories, config, seed, contract, prog,
+                  sample=(split.rows.attrs.get("training_sample") if split.rows is not None
+                          else None))
     rp, pp = risk_params or tc.risk, payment_params or tc.payment
-    anchor = contract.payment_anchor
-    kinds = tc.snapshot_kinds
     cal_end = split.cutoffs.calibration_end
 
-    def X(frame: pd.DataFrame) -> np.ndarray:
-        return feature_matrix(frame, fs, categories)[0]
-
-    def offset(frame: pd.DataFrame) -> np.ndarray:
-        return payment_offset(frame, anchor)
-
-    def fit_risk_on(frame: pd.DataFrame):
-        r = frame[frame["risk_used"]]
-        return fit_risk(X(r), r["target_late"], fs, rp, seed, tc.num_threads)
-
-    def fit_payment_on(frame: pd.DataFrame):
-        p = frame[frame["payment_used"]]
-        return fit_quantiles(X(p), p["target_days_to_clear"].to_numpy(), offset(p), fs, pp,
-                             seed, tc.num_threads, tail_params=tc.payment_tails)
-
     n_folds = tc.calibration_folds if tc.refit_on_calibration else 1
-    folds = [f for k, f in enumerate(rolling_folds(split, config, n_folds))
-             if k == n_folds - 1 or _fold_usable(f.fit, f.predict, config)]
-    # The last fold is (train, calibration), which the gate has checked.
-    fold_risk, curves = [], []
-    for k, fold in enumerate(folds, 1):
-        r = fold.fit[fold.fit["risk_used"]]
-        c = fold.predict[fold.predict["risk_used"]]
-        curve: dict = {}
-        with prog.stage(f"risk model, out-of-time fold {k}/{len(folds)} "
-                        f"({len(r):,} rows, predicting {fold.start:%Y-%m-%d}.."
-                        f"{fold.end:%Y-%m-%d})"):
-            fold_risk.append((fit_risk(X(r), r["target_late"], fs, rp, seed, tc.num_threads,
-                                       callbacks=[lgb.record_evaluation(curve)],
-                                       valid=(X(c), c["target_late"])), c))
-        curves.append(len(c) * np.asarray(curve["valid_0"]["binary_logloss"]))
+    windows = fold_windows(split, n_folds)
+    risk_oot, vl_oot, pay_oot, used_folds = [], [], [], []
+    last_quantiles = None
+    for k, (start, end) in enumerate(windows, 1):
+        fold = fold_at(split, config, start, end)
+        # The last fold is (train, calibration), which the gate has checked.
+        if k < len(windows) and not _fold_usable(fold.fit, fold.predict, config):
+            continue
+        used_folds.append([str(fold.start), str(fold.end)])
+        what = f"fold {k}/{len(windows)} (predicting {start:%Y-%m-%d}..{end:%Y-%m-%d})"
+        risk_oot.append(fit.out_of_time(fold, "risk_used", "target_late", rp,
+                                        f"risk model, out-of-time {what}"))
+        if _both_outcomes(fold, "very_late_used", "target_very_late"):
+            vl_oot.append(fit.out_of_time(fold, "very_late_used", "target_very_late",
+                                          risk_params or tc.risk,
+                                          f"very-late model, out-of-time {what}"))
+        if tc.conformal:
+            with prog.stage(f"payment-date models (P10/P50/P90), out-of-time {what}"):
+                last_quantiles, days, known, window, w = fit.payment_out_of_time(fold, pp,
+                                                                                  cal_end)
+            pay_oot.append((days, known, window, w))
+        del fold
     # Boosting rounds: the out-of-time log-loss summed over the folds decides (an out-of-time
     # choice; the default rounds over-fit enough to make P(late) over-confident next season).
-    n_rounds = int(np.argmin(np.sum(curves, axis=0))) + 1
-    raw = [m.predict(X(c), num_iteration=n_rounds) for m, c in fold_risk]
-    y = [c["target_late"].to_numpy(dtype="float64") for _, c in fold_risk]
-    calibrator = fit_calibrator(np.concatenate(raw), np.concatenate(y), tc.calibration_method)
-    rp = rp.model_copy(update={"n_estimators": n_rounds})
-    risk = fold_risk[-1][0] if not tc.refit_on_calibration else None
-    final = refit_frame(split, config) if tc.refit_on_calibration else split.train
-    very_late, vl_calibrator, vl_rounds = _fit_very_late(folds, fs, risk_params or tc.risk, X,
-                                                          seed, tc, prog, final)
-
-    days, known, window = [], [], []
-    quantiles = None
-    for k, fold in enumerate(folds if tc.conformal else (), 1):
-        with prog.stage(f"payment-date models (P10/P50/P90), out-of-time fold {k}/{len(folds)}"):
-            quantiles = fit_payment_on(fold.fit)
-        cc = fold.predict[fold.predict["snapshot_kind"].astype(str).isin(kinds)]
-        days.append(to_days(predict_relative(quantiles, X(cc)), offset(cc)))
-        known.append(cc["label_days_to_clear"].where(~cc["label_written_off"])
-                     .to_numpy(dtype="float64"))
-        window.append(((cal_end - cc["snapshot_time"]) / _DAY).to_numpy(dtype="float64"))
-    used_folds = [[str(f.start), str(f.end)] for f in folds]
-    shift = (fit_conformal(np.concatenate(days), np.concatenate(known), np.concatenate(window))
+    n_rounds, calibrator = _rounds_and_calibrator(risk_oot, tc.calibration_method)
+    risk = risk_oot[-1].booster if not tc.refit_on_calibration else None
+    vl_rounds, vl_calibrator = (_rounds_and_calibrator(vl_oot, tc.calibration_method)
+                                if vl_oot else (None, None))
+    shift = (fit_conformal(*(np.concatenate(part) for part in zip(*[p[:3] for p in pay_oot],
+                                                                  strict=True)),
+                           weight=_concat_weights([p[3] for p in pay_oot]))
              if tc.conformal else ConformalShift())
+    del risk_oot, vl_oot, pay_oot
 
+    final = refit_frame(split, config) if tc.refit_on_calibration else split.train
     if risk is None or risk.current_iteration() != n_rounds:
-        with prog.stage(f"final risk model ({n_rounds} rounds, "
-                        f"{int(final['risk_used'].sum()):,} rows)"):
-            risk = fit_risk_on(final)
+        risk = fit.final(final, "risk_used", "target_late",
+                         rp.model_copy(update={"n_estimators": n_rounds}),
+                         f"final risk model ({n_rounds} rounds")
+    very_late = None
+    if vl_rounds is not None:
+        very_late = fit.final(final, "very_late_used", "target_very_late",
+                              (risk_params or tc.risk).model_copy(
+                                  update={"n_estimators": vl_rounds}),
+                              f"final very-late model ({vl_rounds} rounds")
+    quantiles = last_quantiles
     if tc.refit_on_calibration or quantiles is None:
-        with prog.stage(f"final payment-date models ({int(final['payment_used'].sum()):,} rows)"):
-            quantiles = fit_payment_on(final)
+        p = final[final["payment_used"]]
+        with prog.stage(f"final payment-date models ({len(p):,} rows)"):
+            quantiles = fit.quantiles(p, pp)
     b = final[final["bucket_used"]]
     with prog.stage(f"delay-bucket model ({len(b):,} rows)"):
-        bucket, prior = fit_buckets(X(b), b["target_bucket"].to_numpy(), fs, tc.bucket, seed,
-                                    tc.num_threads, n_late_buckets=contract.n_late_buckets)
+        bucket, prior = fit_buckets(fit.X(b), b["target_bucket"].to_numpy(), fs, tc.bucket,
+                                    seed, fit.threads(len(b)),
+                                    n_late_buckets=contract.n_late_buckets,
+                                    weight=sampling.weights(b))
     window_info = {**split.cutoffs.as_dict(),
                    "fit_end": str(cal_end if tc.refit_on_calibration
                                   else split.cutoffs.train_end),
-                   "calibration_folds": used_folds}
+                   "calibration_folds": used_folds,
+                   "payment_rows": fit.payment_rows}
     return ModelBundle(
         contract=contract, categories=categories, risk=risk, calibrator=calibrator,
         bucket=bucket, bucket_prior=prior, quantiles=quantiles, conformal=shift, seed=seed,
@@ -283,41 +261,103 @@ def fit_bundle(split: SplitResult, contract: ModelContract, config: PaydelayConf
         very_late_calibrator=vl_calibrator, very_late_rounds=vl_rounds)
 
 
-def _fit_very_late(folds, fs, params: LgbParams, X: Callable, seed: int, tc, prog: Progress,
-                   final: pd.DataFrame):
-    """The very-late model (the worklist's ranking model): a binary booster for "paid more than
-    the contract's very-late threshold after due, or written off" (training.splits
-    target_very_late, censoring handled like the late flag), with the risk model's shallow
-    parameters and monotone constraints, its rounds chosen and its calibrator fitted on the
-    same out-of-time folds as the risk model's. (None, None, None) when no fold has both
-    outcomes on both sides (too little history): scoring then reads P(very late) from the
-    delay buckets."""
-    fitted, curves = [], []
-    usable = [f for f in folds
-              if f.fit.loc[f.fit["very_late_used"], "target_very_late"].nunique() == 2
-              and f.predict.loc[f.predict["very_late_used"], "target_very_late"].nunique() == 2]
-    if not usable:
-        return None, None, None
-    for k, fold in enumerate(usable, 1):
-        r = fold.fit[fold.fit["very_late_used"]]
-        c = fold.predict[fold.predict["very_late_used"]]
+@dataclass
+class _OutOfTime:
+    """One fold's binary model and what choosing its rounds and calibrating it needs: the
+    predicted slice's matrix, outcomes and weights, and the weighted log-loss curve."""
+
+    booster: lgb.Booster
+    X: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray | None
+    curve: np.ndarray  # summed (weighted) out-of-time log-loss after each round
+
+
+def _both_outcomes(fold, used: str, target: str) -> bool:
+    """The very-late model is fitted on a fold only with both outcomes on both sides."""
+    return (fold.fit.loc[fold.fit[used], target].nunique() == 2
+            and fold.predict.loc[fold.predict[used], target].nunique() == 2)
+
+
+def _concat_weights(parts: list) -> np.ndarray | None:
+    return None if any(w is None for w in parts) else np.concatenate(parts)
+
+
+def _rounds_and_calibrator(oot: list[_OutOfTime], method: str):
+    """Rounds minimising the summed out-of-time log-loss, and the calibrator fitted on the
+    pooled out-of-time predictions at those rounds."""
+    n_rounds = int(np.argmin(np.sum([o.curve for o in oot], axis=0))) + 1
+    raw = np.concatenate([o.booster.predict(o.X, num_iteration=n_rounds) for o in oot])
+    y = np.concatenate([o.y for o in oot])
+    return n_rounds, fit_calibrator(raw, y, method, weight=_concat_weights([o.weight
+                                                                            for o in oot]))
+
+
+class _Fitter:
+    """The fits of one training run: the model matrix of a frame, LightGBM threads for a fit's
+    size (training.risk.fit_threads) and the sample weights (training.sampling) passed to every
+    booster."""
+
+    def __init__(self, fs, categories, config: PaydelayConfig, seed: int,
+                 contract: ModelContract, prog: Progress, sample: dict | None = None):
+        self.fs, self.categories, self.seed = fs, categories, seed
+        self.config, self.tc, self.sample = config, config.training, sample
+        self.anchor, self.prog = contract.payment_anchor, prog
+        self.payment_rows: list[dict] = []  # each quantile fit's rows in / out and q
+
+    def X(self, frame: pd.DataFrame) -> np.ndarray:
+        return feature_matrix(frame, self.fs, self.categories)[0]
+
+    def threads(self, n_rows: int) -> int:
+        return fit_threads(n_rows, self.tc.num_threads, self.tc.threads_from_rows)
+
+    def out_of_time(self, fold, used: str, target: str, params: LgbParams,
+                    what: str) -> _OutOfTime:
+        r, c = fold.fit[fold.fit[used]], fold.predict[fold.predict[used]]
+        w_c = sampling.weights(c)
         curve: dict = {}
-        with prog.stage(f"very-late model, out-of-time fold {k}/{len(usable)} "
-                        f"({len(r):,} rows)"):
-            fitted.append((fit_risk(X(r), r["target_very_late"], fs, params, seed,
-                                    tc.num_threads, callbacks=[lgb.record_evaluation(curve)],
-                                    valid=(X(c), c["target_very_late"])), c))
-        curves.append(len(c) * np.asarray(curve["valid_0"]["binary_logloss"]))
-    n_rounds = int(np.argmin(np.sum(curves, axis=0))) + 1
-    raw = np.concatenate([m.predict(X(c), num_iteration=n_rounds) for m, c in fitted])
-    y = np.concatenate([c["target_very_late"].to_numpy(dtype="float64") for _, c in fitted])
-    calibrator = fit_calibrator(raw, y, tc.calibration_method)
-    f = final[final["very_late_used"]]
-    with prog.stage(f"final very-late model ({n_rounds} rounds, {len(f):,} rows)"):
-        booster = fit_risk(X(f), f["target_very_late"], fs,
-                           params.model_copy(update={"n_estimators": n_rounds}), seed,
-                           tc.num_threads)
-    return booster, calibrator, n_rounds
+        Xc, yc = self.X(c), c[target].to_numpy(dtype="float64")
+        with self.prog.stage(f"{what}, {len(r):,} rows"):
+            booster = fit_risk(self.X(r), r[target], self.fs, params, self.seed,
+                               self.threads(len(r)), callbacks=[lgb.record_evaluation(curve)],
+                               valid=(Xc, yc, w_c), weight=sampling.weights(r))
+        total = len(c) if w_c is None else float(w_c.sum())
+        return _OutOfTime(booster, Xc, yc, w_c,
+                          total * np.asarray(curve["valid_0"]["binary_logloss"]))
+
+    def final(self, frame: pd.DataFrame, used: str, target: str, params: LgbParams,
+              what: str) -> lgb.Booster:
+        r = frame[frame[used]]
+        with self.prog.stage(f"{what}, {len(r):,} rows)"):
+            return fit_risk(self.X(r), r[target], self.fs, params, self.seed,
+                            self.threads(len(r)), weight=sampling.weights(r))
+
+    def quantiles(self, p: pd.DataFrame, params: LgbParams) -> dict:
+        """P10/P50/P90 boosters on the payment rows, under the payment rows' own budget
+        (training.sampling.payment_subsample)."""
+        n = len(p)
+        p, q = sampling.payment_subsample(p, self.sample, self.config, self.seed)
+        self.payment_rows.append({"rows_in": n, "rows_out": len(p), "q": q})
+        if q < 1.0:
+            self.prog.say(f"payment-date rows: every row of a seeded {q:.4f} of invoices "
+                          f"({len(p):,} of {n:,} rows; training.sampling.payment_max_rows = "
+                          f"{self.tc.sampling.payment_max_rows:,})")
+        return fit_quantiles(self.X(p), p["target_days_to_clear"].to_numpy(),
+                             payment_offset(p, self.anchor), self.fs, params, self.seed,
+                             self.threads(len(p)), tail_params=self.tc.payment_tails,
+                             weight=sampling.weights(p))
+
+    def payment_out_of_time(self, fold, params: LgbParams, cal_end: pd.Timestamp):
+        """The fold's quantile boosters and their unshifted days on the slice's rows of the
+        training kinds, with what the conformal shift needs (outcome known, window, weight)."""
+        quantiles = self.quantiles(fold.fit[fold.fit["payment_used"]], params)
+        cc = fold.predict[fold.predict["snapshot_kind"].astype(str).isin(
+            self.tc.snapshot_kinds)]
+        days = to_days(predict_relative(quantiles, self.X(cc)), payment_offset(cc, self.anchor))
+        known = cc["label_days_to_clear"].where(~cc["label_written_off"]).to_numpy(
+            dtype="float64")
+        window = ((cal_end - cc["snapshot_time"]) / _DAY).to_numpy(dtype="float64")
+        return quantiles, days, known, window, sampling.weights(cc)
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -490,6 +530,19 @@ def ledger_record(rows: pd.DataFrame, ledger: str | dict | None,
     return fingerprint(rows, name, contract.feature_set_version, known)
 
 
+def training_sample(rows: pd.DataFrame, config: PaydelayConfig, seed: int
+                    ) -> tuple[pd.DataFrame, Cutoffs, dict]:
+    """The rows the models learn from under the row budget (training.sampling), the cut-offs
+    (placed on every row, before sampling) and the plan. Rows read by training.rows are sampled
+    already and say so in their attrs; rows given in memory are sampled here, the same way."""
+    cutoffs = rows.attrs.get("training_cutoffs") or resolve_cutoffs(rows, config)
+    sample = rows.attrs.get("training_sample")
+    if sample is None:
+        plan = sampling.plan(rows, cutoffs.calibration_end, config, seed)
+        rows, sample = sampling.apply(rows, plan, config), plan.as_dict()
+    return rows, cutoffs, sample
+
+
 def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
           truth: pd.DataFrame | None = None, tracking_uri: str | None = None, *,
           register: bool = True, contract: ModelContract | None = None,
@@ -500,7 +553,8 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
     """Train, evaluate and (unless register=False) log + register one model bundle.
 
     rows: output of features.pit.build.build_training_set; truth: the simulator's truth frame
-    (oracle line); tracking_uri: MLflow store (default sqlite:///<repo>/models/mlflow.db).
+    (oracle line); tracking_uri: MLflow store (None: training.registry.resolve_tracking_uri
+    decides - $PAYDELAY_TRACKING_URI, $MLFLOW_TRACKING_URI, else models/mlflow.db).
     contract defaults to ModelContract.from_config(config) (the catalogue's features for
     config.features; the rows must carry its feature_set_version); with_report=False skips the
     evaluation report and plots (faster, e.g. in tests); caveats (e.g. SourceLedger.caveats of an
@@ -516,8 +570,15 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
     check_version(contract, rows)  # rows built with other feature settings: refuse before fitting
     prog = Progress(progress)
     led = ledger_record(rows, ledger, contract)
-    split = split_rows(rows, config)
-    recon = reconciliation(split, config)
+    rows, cutoffs, sample = training_sample(rows, config, seed)
+    split = split_rows(rows, config, cutoffs)
+    recon = combine(sampling.reconciliation(sample), reconciliation(split, config))
+    if sample.get("active"):
+        prog.say(f"row budget training.sampling.max_rows = {sample['max_rows']:,}: "
+                 f"{sample['kept_kind_rows']:,} posting rows kept, later snapshots of a seeded "
+                 f"{sample['p']:.4f} of invoices ({sample['kept_sampled_rows']:,} of "
+                 f"{sample['sampled_rows']:,} rows, weight {1 / sample['p']:.3f}); test window "
+                 "rows all kept")
     c = split.cutoffs
     prog.say(f"ledger {led['name']!r}: {led['n_invoices']:,} invoices, "
              f"{len(rows):,} rows, data {str(led['first_event'])[:10]} .. "
@@ -530,7 +591,9 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
         result = _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
                                    caveats, prog)
         result.bundle.ledger = result.ledger = led
-        result.reconciliation = recon
+        result.bundle.training_window["sample"] = sample
+        result.reconciliation = combine(recon, sampling.payment_reconciliation(
+            result.bundle.training_window, config))
         return result
     name = registry.model_name(config.training.registered_model_name, led["name"])
     with registry.run(name, run_name, tracking_uri) as active:
@@ -538,7 +601,9 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
         result = _fit_and_evaluate(split, gate, config, seed, truth, contract, with_report,
                                    caveats, prog)
         result.bundle.ledger = result.ledger = led
-        result.reconciliation = recon
+        result.bundle.training_window["sample"] = sample
+        result.reconciliation = combine(recon, sampling.payment_reconciliation(
+            result.bundle.training_window, config))
         result.registered_model = name
         if caveats:
             mlflow.set_tag("caveats", " | ".join(caveats))
@@ -570,6 +635,7 @@ def _log_and_register(result: TrainResult, config: PaydelayConfig, seed: int,
         "grace_days": config.features.grace_days, "window": split.cutoffs.as_dict(),
         "rows": split.counts["rows"].to_dict(), "config": config.model_dump(mode="json"),
         "ledger": {k: v for k, v in result.ledger.items()},
+        "training_sample": b.training_window.get("sample", {}),
     })
     registry.log_metrics(result.metrics)
     with tempfile.TemporaryDirectory() as tmp:

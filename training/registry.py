@@ -13,8 +13,16 @@ Each version carries the ledger fingerprint (training.core.ledger.ledger_tags), 
 and its headline metrics (at posting and over all snapshot rows) as tags, which is all that
 `list_models` needs.
 
-Store: the embedded SQLite store `sqlite:///<repo>/models/mlflow.db`, artifacts in
-`models/mlartifacts` (beside whichever database file is used, so tests in tmp_path stay there).
+Store: which MLflow store is read and written is decided in one place, `resolve_tracking_uri`
+and `resolve_registry_uri`, for training, listing, rollback, evaluation, releases, the service,
+scoring and monitoring alike. A store named for paydelay itself (the `--tracking-uri` option,
+a `tracking_uri` argument, else $PAYDELAY_TRACKING_URI) is both the tracking store and the
+registry; else MLflow's own variables ($MLFLOW_TRACKING_URI, and $MLFLOW_REGISTRY_URI when the
+registry lives elsewhere) as MLflow reads them; else the embedded SQLite store
+`sqlite:///<repo>/models/mlflow.db`. SQLite stores keep their artifacts in `mlartifacts` beside
+the database file (so tests in tmp_path stay there); a tracking server (http(s)://) keeps them
+where the server says (its --artifacts-destination), so a team's runs never point at one
+person's disk.
 
 Aliases: a new version takes `@champion` only when `promotion_decision` says it beats the current
 champion of the same ledger and feature set on the same holdout (the new run's test slice, with
@@ -61,6 +69,9 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 _HISTORY_TAG = "champion_history"
 _DEFAULT_NAME = "paydelay"
 LEDGER_ENV = "PAYDELAY_LEDGER"  # which ledger's model load_bundle picks when none is named
+# The MLflow store (resolve_tracking_uri): paydelay's own variable, then MLflow's.
+TRACKING_ENV = "PAYDELAY_TRACKING_URI"
+MLFLOW_TRACKING_ENV, MLFLOW_REGISTRY_ENV = "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"
 # Version tags `list_models` shows (set by training.pipeline at registration).
 TEST_WINDOW_TAG = "test_window"
 METRIC_TAG_PREFIX = "headline."
@@ -75,32 +86,81 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{(MODELS / 'mlflow.db').resolve()}"
 
 
-def _artifact_root(uri: str) -> str:
+def named_tracking_uri(tracking_uri: str | None = None) -> str | None:
+    """The store named for paydelay itself: the argument (--tracking-uri), else
+    $PAYDELAY_TRACKING_URI; None when neither names one. It wins over MLflow's own variables so
+    that a test, a script or `paydelay serve` that names a store for this project is never
+    redirected by a team-wide $MLFLOW_TRACKING_URI in the shell."""
+    return tracking_uri or os.environ.get(TRACKING_ENV) or None
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The MLflow tracking store: the named one (`named_tracking_uri`), else
+    $MLFLOW_TRACKING_URI, else the embedded SQLite store under models/."""
+    return (named_tracking_uri(tracking_uri) or os.environ.get(MLFLOW_TRACKING_ENV)
+            or default_tracking_uri())
+
+
+def resolve_registry_uri(tracking_uri: str | None = None) -> str:
+    """The MLflow model registry: a store named for paydelay is the registry too (one option
+    points the whole project at one store, never half of it); else $MLFLOW_REGISTRY_URI, else
+    the tracking store, as MLflow itself decides."""
+    return (named_tracking_uri(tracking_uri) or os.environ.get(MLFLOW_REGISTRY_ENV)
+            or resolve_tracking_uri())
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Where a new experiment's artifacts go; None: the tracking server decides."""
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    if uri.startswith(("http://", "https://", "databricks")):
+        # A team's server stores (or proxies) artifacts itself: a local folder here would
+        # leave runs on the server whose models nobody else can download.
+        return None
     return (MODELS / "mlartifacts").resolve().as_uri()
 
 
+@contextmanager
+def _environment_kept():
+    """mlflow.set_tracking_uri / set_registry_uri also write $MLFLOW_TRACKING_URI /
+    $MLFLOW_REGISTRY_URI (for MLflow's own subprocesses). Left there, the last store used would
+    pass for the user's environment at the next resolve in this process, and in every service
+    or CLI process it starts: the variables keep what the user set."""
+    saved = {k: os.environ.get(k) for k in (MLFLOW_TRACKING_ENV, MLFLOW_REGISTRY_ENV)}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def configure(tracking_uri: str | None = None):
-    """Point MLflow at the store (offline-safe) and return a client."""
+    """Point MLflow at the resolved tracking store and registry (offline-safe) and return a
+    client of both."""
     import mlflow  # noqa: PLC0415 - heavy; this module is imported by the fast listing too
 
     os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    uri, registry_uri = resolve_tracking_uri(tracking_uri), resolve_registry_uri(tracking_uri)
+    for store in dict.fromkeys((uri, registry_uri)):
+        if store.startswith("sqlite:///"):
+            Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with _environment_kept():
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(registry_uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
 
 
 def experiment_id(client, name: str, tracking_uri: str | None = None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    uri = tracking_uri or default_tracking_uri()
-    return client.create_experiment(name, artifact_location=f"{_artifact_root(uri)}/{name}")
+    root = _artifact_root(resolve_tracking_uri(tracking_uri))
+    return client.create_experiment(name, artifact_location=None if root is None
+                                    else f"{root}/{name}")
 
 
 @contextmanager
@@ -354,9 +414,10 @@ def list_models(tracking_uri: str | None = None, ledger: str | None = None,
                 prefix: str = _DEFAULT_NAME) -> list[ModelRecord]:
     """Every registered version of every ledger (or of `ledger`), newest last per ledger.
 
-    sqlite: URIs are read with sqlite3 (read-only), http(s): URIs with MLflow's REST API; other
-    stores through the MLflow client (slow: it imports mlflow)."""
-    uri = tracking_uri or default_tracking_uri()
+    The registry read is `resolve_registry_uri(tracking_uri)`'s. sqlite: URIs are read with
+    sqlite3 (read-only), http(s): URIs with MLflow's REST API; other stores through the MLflow
+    client (slow: it imports mlflow)."""
+    uri = resolve_registry_uri(tracking_uri)
     if uri.startswith("sqlite:///"):
         records = _list_sqlite(Path(uri.removeprefix("sqlite:///")), prefix)
     elif uri.startswith(("http://", "https://")):

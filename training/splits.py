@@ -107,26 +107,45 @@ def refit_frame(split: SplitResult, config: PaydelayConfig) -> pd.DataFrame:
     return relabel(split.rows, None, c.calibration_end, c.calibration_end, config)
 
 
-def rolling_folds(split: SplitResult, config: PaydelayConfig, n_folds: int) -> list[Fold]:
-    """Up to n_folds consecutive slices as long as the calibration slice, the last one being the
-    calibration slice itself, oldest first. Each slice's rows are labelled at calibration_end (the
-    most any calibration may know); each is predicted by a model fitted on the rows before it,
-    labelled at the slice's start. Slices starting before the first snapshot are left out.
-
-    The last fold is (train, calibration) as split_rows made them."""
+def fold_windows(split: SplitResult, n_folds: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(start, end) of up to n_folds consecutive slices as long as the calibration slice, the
+    last one being the calibration slice itself, oldest first; slices starting before the first
+    snapshot are left out."""
     c = split.cutoffs
     length = c.calibration_end - c.train_end
-    folds = [Fold(c.train_end, c.calibration_end, split.train, split.calibration)]
-    if split.rows is None and n_folds > 1:
-        raise ValueError("this split does not carry its input rows (build it with split_rows)")
+    windows = [(c.train_end, c.calibration_end)]
     for k in range(1, n_folds):
         end = c.train_end - (k - 1) * length
         start = end - length
         if start <= c.start:
             break
-        folds.insert(0, Fold(start, end, relabel(split.rows, None, start, start, config),
-                             relabel(split.rows, start, end, c.calibration_end, config)))
-    return folds
+        windows.insert(0, (start, end))
+    return windows
+
+
+def fold_at(split: SplitResult, config: PaydelayConfig, start: pd.Timestamp,
+            end: pd.Timestamp) -> Fold:
+    """The out-of-time fold predicting (start, end]: the rows before it labelled at its start,
+    its rows labelled at calibration_end. The calibration slice's fold is (train, calibration)
+    as split_rows made them (no copy). Built one at a time by the trainer, so only one fold's
+    frames are held at once."""
+    c = split.cutoffs
+    if (start, end) == (c.train_end, c.calibration_end):
+        return Fold(start, end, split.train, split.calibration)
+    if split.rows is None:
+        raise ValueError("this split does not carry its input rows (build it with split_rows)")
+    return Fold(start, end, relabel(split.rows, None, start, start, config),
+                relabel(split.rows, start, end, c.calibration_end, config))
+
+
+def rolling_folds(split: SplitResult, config: PaydelayConfig, n_folds: int) -> list[Fold]:
+    """Every fold of `fold_windows` (each slice's rows labelled at calibration_end - the most
+    any calibration may know - and predicted by a model fitted on the rows before it, labelled
+    at the slice's start). The last fold is (train, calibration) as split_rows made them."""
+    windows = fold_windows(split, n_folds)
+    if split.rows is None and len(windows) > 1:
+        raise ValueError("this split does not carry its input rows (build it with split_rows)")
+    return [fold_at(split, config, start, end) for start, end in windows]
 
 
 def check_rows(rows: pd.DataFrame, what: str = "rows") -> None:
@@ -172,8 +191,11 @@ def late_from(net_due_date: pd.Series, grace_days: int) -> pd.Series:
 
 
 def censor_at(rows: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Labels as they were knowable at `cutoff`: outcomes after it become censored."""
-    out = rows.copy()
+    """Labels as they were knowable at `cutoff`: outcomes after it become censored. The frame
+    is copied shallowly (pandas copy-on-write: the feature columns are shared with `rows`, the
+    label columns replaced), so a split does not hold a second copy of a million rows'
+    features."""
+    out = rows.copy(deep=False)
     known = (~out["censored"].astype("boolean").fillna(True).to_numpy(dtype=bool)
              & out["outcome_time"].notna().to_numpy()
              & (out["outcome_time"] <= cutoff).fillna(False).to_numpy(dtype=bool))
@@ -197,9 +219,12 @@ def closed_at(rows: pd.DataFrame) -> bool:
 
 
 def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig) -> pd.DataFrame:
-    """Append target_* and *_used columns for a frame already censored at `cutoff` (module doc)."""
+    """Append target_* and *_used columns for a frame already censored at `cutoff` (module doc).
+    The new columns are joined in one step (copy-on-write: the rows' columns are shared, not
+    copied)."""
     fc, tc = config.features, config.training
-    out = rows.copy()
+    out = rows
+    new: dict[str, np.ndarray] = {}
     kind_ok = out["snapshot_kind"].astype(str).isin(tc.snapshot_kinds).to_numpy()
     known = ~out["censored"].to_numpy(dtype=bool)
     open_at_cut = ~known
@@ -210,8 +235,8 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     target_late = out["label_late"].to_numpy(dtype="float64").copy()
     target_late[open_at_cut & late_mature] = 1.0
     target_late[~late_mature] = np.nan  # known early payers alone would bias towards on time
-    out["target_late"] = target_late
-    out["risk_used"] = kind_ok & late_mature & ~np.isnan(target_late)
+    new["target_late"] = target_late
+    new["risk_used"] = kind_ok & late_mature & ~np.isnan(target_late)
 
     last_bucket = len(fc.bucket_edges)
     bucket_mature = closed | ((out["net_due_date"].dt.normalize()
@@ -220,8 +245,8 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     bucket = out["label_delay_bucket"].astype("float64").to_numpy().copy()
     bucket[open_at_cut & bucket_mature] = last_bucket
     bucket[~bucket_mature] = np.nan
-    out["target_bucket"] = bucket
-    out["bucket_used"] = kind_ok & bucket_mature & (target_late == 1.0) & ~np.isnan(bucket)
+    new["target_bucket"] = bucket
+    new["bucket_used"] = kind_ok & bucket_mature & (target_late == 1.0) & ~np.isnan(bucket)
 
     # Very late (paid more than very_late_days days after due, or written off): knowable like
     # the late flag, once the threshold instant (due + days + 1) is <= c: cleared before (label
@@ -235,8 +260,8 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
                          np.nan)
     target_vl[open_at_cut & vl_mature] = 1.0
     target_vl[~vl_mature] = np.nan
-    out["target_very_late"] = target_vl
-    out["very_late_used"] = kind_ok & vl_mature & ~np.isnan(target_vl)
+    new["target_very_late"] = target_vl
+    new["very_late_used"] = kind_ok & vl_mature & ~np.isnan(target_vl)
 
     horizon = float(tc.payment_horizon_days)
     pay_mature = closed | ((out["snapshot_time"] + horizon * _DAY) <= cutoff).to_numpy(dtype=bool)
@@ -244,9 +269,12 @@ def add_targets(rows: pd.DataFrame, cutoff: pd.Timestamp, config: PaydelayConfig
     days = np.where(out["label_written_off"].to_numpy(dtype=bool), np.inf,
                     out["label_days_to_clear"].to_numpy(dtype="float64"))
     clipped = np.where(known, np.minimum(days, horizon), horizon)
-    out["target_days_to_clear"] = np.where(pay_mature, clipped, np.nan)
-    out["payment_used"] = kind_ok & pay_mature & ~np.isnan(out["target_days_to_clear"].to_numpy())
-    return out
+    new["target_days_to_clear"] = np.where(pay_mature, clipped, np.nan)
+    new["payment_used"] = kind_ok & pay_mature & ~np.isnan(new["target_days_to_clear"])
+    joined = pd.concat([rows.drop(columns=[c for c in new if c in rows.columns]),
+                        pd.DataFrame(new, index=rows.index)], axis=1)
+    joined.attrs = dict(rows.attrs)
+    return joined
 
 
 def config_very_late_days(config: PaydelayConfig) -> int:
@@ -288,7 +316,9 @@ def split_rows(rows: pd.DataFrame, config: PaydelayConfig,
     frames, counts = {}, []
     for name, (mask, lo, hi) in windows.items():
         frame = add_targets(censor_at(rows.loc[mask.to_numpy()], hi), hi, config)
-        frame["split"] = name
+        # joined, not inserted: a frame read column by column (training.rows) has a block per
+        # column, and pandas warns on (and slows down) inserts into such frames
+        frame = pd.concat([frame, pd.Series(name, index=frame.index, name="split")], axis=1)
         frames[name] = frame
         counts.append(_counts(name, frame, lo, hi))
     after = rows.loc[(t > cut.test_end).to_numpy()]

@@ -32,7 +32,8 @@ from features.config.training import LgbParams
 from training.core.contract import ModelContract
 from training.core.matrix import feature_matrix
 from training.core.payment import payment_offset
-from training.risk import dataset, fit_risk, lgb_params
+from training import sampling
+from training.risk import dataset, fit_risk, fit_threads, lgb_params
 from training.splits import late_from
 
 log = logging.getLogger(__name__)
@@ -175,24 +176,31 @@ def tune(train: pd.DataFrame, contract: ModelContract, categories: dict[str, lis
     Xp, _ = feature_matrix(p_fit, fs, categories)
     Xpv, _ = feature_matrix(p_val, fs, categories)
 
+    # Rows sampled under the row budget weigh 1/p in the trials as in the final fits.
+    w_r, w_rv = sampling.weights(r_fit), sampling.weights(r_val)
+    w_p, w_pv = sampling.weights(p_fit), sampling.weights(p_val)
+    r_threads = fit_threads(len(r_fit), tc.num_threads, tc.threads_from_rows)
+    p_threads = fit_threads(len(p_fit), tc.num_threads, tc.threads_from_rows)
+
     def risk_objective(trial, params: LgbParams) -> float:
-        booster = fit_risk(Xr, r_fit["target_late"], fs, params, seed, tc.num_threads,
+        booster = fit_risk(Xr, r_fit["target_late"], fs, params, seed, r_threads,
                            callbacks=[pruning_callback(trial, "binary_logloss")],
-                           valid=(Xrv, r_val["target_late"]))
+                           valid=(Xrv, r_val["target_late"], w_rv), weight=w_r)
         p = np.clip(booster.predict(Xrv), 1e-15, 1 - 1e-15)
         y = r_val["target_late"].to_numpy(dtype="float64")
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        return float(np.average(-(y * np.log(p) + (1 - y) * np.log(1 - p)), weights=w_rv))
 
     def payment_objective(trial, params: LgbParams) -> float:
         z = relative_days(p_fit, contract)
         zv = relative_days(p_val, contract)
-        train_ds = dataset(Xp, z, fs)
+        train_ds = dataset(Xp, z, fs, weight=w_p)
         booster = lgb.train(
-            lgb_params(params, "quantile", seed, tc.num_threads, alpha=0.5, metric="quantile"),
+            lgb_params(params, "quantile", seed, p_threads, alpha=0.5, metric="quantile"),
             train_ds, num_boost_round=params.n_estimators,
-            valid_sets=[dataset(Xpv, zv, fs, reference=train_ds)],
+            valid_sets=[dataset(Xpv, zv, fs, reference=train_ds, weight=w_pv)],
             callbacks=[pruning_callback(trial, "quantile")])
-        return float(np.mean(np.abs(zv - booster.predict(Xpv))) / 2)  # pinball at q = 0.5
+        # pinball at q = 0.5
+        return float(np.average(np.abs(zv - booster.predict(Xpv)), weights=w_pv) / 2)
 
     best_risk, rs = _run("risk", risk_objective, tc.risk, config, seed, progress)
     best_pay, ps = _run("payment", payment_objective, tc.payment, config, seed, progress)

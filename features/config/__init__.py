@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from features.config.base import Section
+from features.config.engine import EngineConfig
 from features.config.evaluation import EvaluationConfig
 from features.config.features import FeatureConfig
 from features.config.monitoring import MonitoringConfig
@@ -32,6 +33,7 @@ class PaydelayConfig(Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     sap: SapConfig = SapConfig()
+    engine: EngineConfig = EngineConfig()  # where the stages run: here, or on Dask
 
 
 def load_config(path: str | Path | None = None) -> PaydelayConfig:

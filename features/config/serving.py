@@ -1,4 +1,5 @@
-"""Serving settings: which model to serve, request limits, reasons, the token variable."""
+"""Serving settings: which model to serve, request limits, reasons, the token variable, the
+batch scores folder the worklist page can start from."""
 
 from __future__ import annotations
 
@@ -19,3 +20,7 @@ class ServingConfig(Section):
     # A company code or payment-terms key the model never saw is accepted and flagged
     # (in the item's `warnings`) unless this is True, then refused with a 422.
     refuse_unknown_categories: bool = False
+    # Where batch scoring (`paydelay score`) writes, read for the "latest batch-scored worklist":
+    # None is its default, data/processed/<the served model's ledger>/scores. The environment
+    # variable PAYDELAY_SCORES_DIR, when set, wins (a service beside a scheduled batch job).
+    scores_dir: str | None = None

@@ -1,7 +1,9 @@
-/* The collector's worklist page: load a worklist file, rank it with POST /rerank, explain one
-   invoice with POST /explain. No external asset; the token stays in this tab (sessionStorage)
-   and goes only into the Authorization header, never into a URL. Data is written into the page
-   with textContent only. */
+/* The collector's worklist page: load a worklist - a file as a worklist engine sends it, or a
+   collector's open items from the latest batch scoring (POST /latest_worklist) - rank it with
+   POST /rerank, explain one invoice with POST /explain. No external asset; the token stays in
+   this tab (sessionStorage) and goes only into the Authorization header, and the collector
+   only into a request body, never into a URL. Data is written into the page with textContent
+   only. */
 "use strict";
 (function () {
   const FIELDS = JSON.parse(document.getElementById("item-fields").textContent);
@@ -11,7 +13,12 @@
 
   const tokenInput = $("token");
   tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
-  tokenInput.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, tokenInput.value));
+  let tokenPause = null;
+  tokenInput.addEventListener("input", () => {
+    sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
+    clearTimeout(tokenPause);  // ask for the batch once the collector stops typing
+    tokenPause = setTimeout(findLatest, 400);
+  });
 
   function status(text, error) {
     const el = $("status");
@@ -121,11 +128,79 @@
     if (!r.ok) {
       const detail = (data.detail || []).slice(0, 3)
         .map((d) => (d.loc || []).join(".") + ": " + d.msg).join("; ");
-      throw new Error(r.status + " " + (data.error || "request refused")
-                      + (detail ? " (" + detail + ")" : ""));
+      const err = new Error(r.status + " " + (data.error || "request refused")
+                            + (detail ? " (" + detail + ")" : ""));
+      err.status = r.status;
+      throw err;
     }
     return data;
   }
+
+  // Ranking is the same for an upload and a batch: these items, as of that time, via /rerank.
+  async function rank(items, asOf, ledger, origin) {
+    state.items = items;
+    const body = { items: items };
+    if (asOf) body.as_of = asOf;
+    if (ledger) body.ledger = ledger;
+    const cap = parseInt($("capacity").value, 10);
+    if (cap > 0) body.capacity = cap;
+    const resp = await post("/rerank", body);
+    render(resp);
+    status(resp.items.length + " items ranked" + (origin ? " (" + origin + ")" : "") + ".");
+  }
+
+  // --- the latest batch-scored worklist ---------------------------------------------------
+  function latestOff(text) {
+    $("latest-button").disabled = true;
+    $("collector").disabled = true;
+    $("latest-note").textContent = "Latest batch-scored worklist: " + text;
+  }
+
+  async function findLatest() {
+    try {
+      const batch = await post("/latest_worklist", {});
+      const picker = $("collector");
+      const chosen = picker.value;
+      picker.replaceChildren(...batch.collectors.map((name) => {
+        const opt = document.createElement("option");
+        opt.value = name;
+        opt.textContent = name;
+        return opt;
+      }));
+      if (batch.collectors.includes(chosen)) picker.value = chosen;
+      picker.disabled = $("latest-button").disabled = batch.collectors.length === 0;
+      $("latest-note").textContent = "Latest batch-scored worklist: scored as of "
+        + batch.as_of.slice(0, 10) + (batch.ledger ? " (ledger " + batch.ledger + ")" : "")
+        + ", " + batch.collectors.length + " collector(s). Pick yours: your open items are "
+        + "ranked as of that date, exactly as an uploaded worklist is.";
+    } catch (e) {
+      latestOff(e.status === 404
+        ? "none yet. Batch scoring (paydelay score) writes one; upload the worklist file "
+          + "meanwhile."
+        : e.status === 401 ? "enter your token to see whether one exists."
+        : "not available (" + e.message + ").");
+    }
+  }
+
+  $("latest-button").addEventListener("click", async () => {
+    const collector = $("collector").value;
+    if (!collector) { status("Pick a collector first.", true); return; }
+    status("Loading the latest batch-scored worklist ...");
+    try {
+      const batch = await post("/latest_worklist", { collector: collector });
+      if (!batch.items.length) {
+        status(collector + " has no open item in the latest batch (as of "
+               + batch.as_of.slice(0, 10) + ").");
+        return;
+      }
+      const cut = batch.n_items > batch.items.length
+        ? "; the first " + batch.items.length + " of " + batch.n_items : "";
+      await rank(batch.items, batch.as_of, batch.ledger,
+                 "latest batch, " + collector + ", as of " + batch.as_of.slice(0, 10) + cut);
+    } catch (e) {
+      status(e.message, true);
+    }
+  });
 
   // --- the list ---------------------------------------------------------------------------
   function render(resp) {
@@ -247,19 +322,12 @@
     status("Ranking ...");
     try {
       const wl = await readWorklist(file);
-      state.items = wl.items;
-      const asOf = $("as-of").value || wl.asOf;
-      const body = { items: wl.items };
-      if (asOf) body.as_of = asOf;
-      const cap = parseInt($("capacity").value, 10);
-      if (cap > 0) body.capacity = cap;
-      const resp = await post("/rerank", body);
-      render(resp);
-      status(resp.items.length + " items ranked.");
+      await rank(wl.items, $("as-of").value || wl.asOf, null, "");
     } catch (e) {
       status(e.message, true);
     }
   });
 
   loadMetadata();
+  findLatest();
 })();

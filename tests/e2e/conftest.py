@@ -48,12 +48,25 @@ def registered(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(registered, tmp_path_factory):
+def batch(registered, tmp_path_factory):
+    """The champion's batch scoring of the ledger at its extract's time: the server's scores
+    folder, so /latest_worklist and the page's batch button have a batch to answer with."""
+    from training.batch_score import score_ledger
+    from training.registry import load_bundle
+
+    bundle = load_bundle("champion", registered.registered_model, registered.tracking_uri)
+    return score_ledger(registered.events, registered.master, bundle, registered.last_refresh,
+                        tmp_path_factory.mktemp("scores"), ledger=registered.ledger, log=False)
+
+
+@pytest.fixture(scope="session")
+def server(registered, batch, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e-server")
     log_path = workdir / "server.log"
     env = server_env(tracking_uri=registered.tracking_uri, token=TOKEN, workers=1,
                      extra={"BENTOML_HOME": str(workdir / "bentoml"),
-                            "PAYDELAY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)})
+                            "PAYDELAY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+                            "PAYDELAY_SCORES_DIR": str(batch.path.parent)})
     env.pop("PAYDELAY_STORE_PATH", None)
     # A server that never gets ready raises with the tail of its log in the message.
     with running_server(env, log_path, ready_timeout_s=READY_TIMEOUT_S) as url:

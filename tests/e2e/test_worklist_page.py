@@ -1,11 +1,14 @@
 """The collector's worklist page in a real browser against the real service.
 
-Starts `bentoml serve` (tests/e2e/conftest.py: a registered model, a bearer token), opens
-/worklist in headless Chromium (Debian's `chromium` and `chromium-driver`), types the token,
-uploads a worklist file as a worklist engine would send it (the /rerank JSON body, and a CSV of
-the same items), and checks the page's order, numbers and reasons against the API's own answer
-to the same request; then opens one invoice and checks its waterfall against /explain. The
-screenshots are kept in tests/artifacts/ (git-ignored) for a person to look at.
+Scores the session's ledger in a batch (training.batch_score, what `paydelay score` runs) into a
+temporary scores folder, starts `bentoml serve` on the session's registered model with a bearer
+token and that folder ($PAYDELAY_SCORES_DIR), opens /worklist in headless Chromium (Debian's
+`chromium` and `chromium-driver`), types the token and loads a worklist both ways a collector
+can: uploading a file as a worklist engine would send it (the /rerank JSON body, and a CSV of the
+same items), and picking a collector of the latest batch-scored worklist. Each time the page's
+order, numbers and reasons are checked against the API's own answer to the same request; one
+invoice's waterfall is checked against /explain. The screenshots are kept in tests/artifacts/
+(git-ignored) for a person to look at.
 
 It does not skip: without chromium and chromedriver it fails, naming what to install
 (`make browser`, part of `make test`, installs them).
@@ -18,7 +21,9 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
 
 pytestmark = pytest.mark.slow
 
@@ -77,10 +82,37 @@ def _load(browser, server, path: Path, capacity: int | None = None, open_page: b
     return browser.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
 
 
-def _cell(row, cls):
-    from selenium.webdriver.common.by import By
+# The ranked table as the page shows it, read in one call (a call per cell would cost seconds).
+_READ_TABLE = """
+return Array.from(document.querySelectorAll('#worklist tbody tr')).map((tr) => {
+  const cells = {};
+  tr.querySelectorAll('td').forEach((td) => {
+    const name = td.className.split(' ').filter((c) => c !== 'num')[0];
+    cells[name] = {text: td.innerText, value: td.dataset.value};
+  });
+  return {invoice: tr.dataset.invoice, beyond: tr.classList.contains('beyond'), cells: cells,
+          reasons: Array.from(tr.querySelectorAll('td.reasons li')).map((li) => li.innerText)};
+});
+"""
 
-    return row.find_element(By.CSS_SELECTOR, f"td.{cls}")
+
+def _assert_ranked_as(browser, api) -> None:
+    """The page's ranked table is the API's answer: order, numbers and reasons."""
+    rows = browser.execute_script(_READ_TABLE)
+    assert [r["invoice"] for r in rows] == [it["invoice_id"] for it in api["items"]]
+    for row, it in zip(rows, api["items"], strict=True):
+        cells = row["cells"]
+        assert float(cells["p-very-late"]["value"]) == pytest.approx(it["p_very_late"])
+        assert cells["p-very-late"]["text"] == f"{it['p_very_late'] * 100:.1f} %"
+        assert cells["p-late"]["text"] == f"{it['p_late'] * 100:.1f} %"
+        assert float(cells["at-risk"]["value"]) == pytest.approx(it["expected_amount_at_risk"])
+        assert float(cells["open-amount"]["value"]) == pytest.approx(it["open_amount"])
+        assert int(cells["rank"]["text"]) == it["rank"]
+        assert int(cells["rule-rank"]["text"]) == it["rule_rank"]
+        assert it["pay_date_p10"] in cells["window"]["text"]
+        assert row["reasons"] == [r["sentence"] for r in it["reasons"]]
+        assert all("points)" in text for text in row["reasons"])
+        assert row["beyond"] is not it["in_capacity"]
 
 
 def test_the_page_ranks_an_uploaded_worklist_as_the_api_does(browser, server, worklist,
@@ -97,22 +129,7 @@ def test_the_page_ranks_an_uploaded_worklist_as_the_api_does(browser, server, wo
     rows = _load(browser, server, path, capacity=10)
     assert len(rows) == len(api["items"]) == 40
     # the order, the numbers and the reasons are the API's
-    assert [r.get_attribute("data-invoice") for r in rows] == [
-        it["invoice_id"] for it in api["items"]]
-    for row, it in zip(rows, api["items"], strict=True):
-        assert float(_cell(row, "p-very-late").get_attribute("data-value")) == pytest.approx(
-            it["p_very_late"])
-        assert _cell(row, "p-very-late").text == f"{it['p_very_late'] * 100:.1f} %"
-        assert _cell(row, "p-late").text == f"{it['p_late'] * 100:.1f} %"
-        assert float(_cell(row, "at-risk").get_attribute("data-value")) == pytest.approx(
-            it["expected_amount_at_risk"])
-        assert float(_cell(row, "open-amount").get_attribute("data-value")) == pytest.approx(
-            it["open_amount"])
-        assert int(_cell(row, "rule-rank").text) == it["rule_rank"]
-        assert it["pay_date_p10"] in _cell(row, "window").text
-        reasons = row.find_elements(By.CSS_SELECTOR, "td.reasons li")
-        assert [li.text for li in reasons] == [r["sentence"] for r in it["reasons"]]
-        assert all("points)" in li.text for li in reasons)
+    _assert_ranked_as(browser, api)
     # the ranking probability is named in collector language, from the served contract
     heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#worklist th")]
     assert meta["p_very_late_label"].lower() in [h.lower() for h in heads]
@@ -138,10 +155,7 @@ def test_the_page_ranks_an_uploaded_worklist_as_the_api_does(browser, server, wo
     detail = ARTIFACTS / "worklist_detail.png"
     browser.save_screenshot(str(detail))
     print(f"screenshot: {detail}")
-    # the token never reaches a URL; the batch control says why it is off
-    assert server.token not in browser.current_url
-    assert not browser.find_element(By.ID, "latest-button").is_enabled()
-    assert "not available" in browser.find_element(By.ID, "latest-note").text
+    assert server.token not in browser.current_url  # the token never reaches a URL
 
 
 def test_a_csv_worklist_ranks_like_its_json(browser, server, worklist, tmp_path):
@@ -165,6 +179,60 @@ def test_a_csv_worklist_ranks_like_its_json(browser, server, worklist, tmp_path)
     rows = _load(browser, server, path, open_page=False)
     assert [r.get_attribute("data-invoice") for r in rows] == [
         it["invoice_id"] for it in api["items"]]
+
+
+def test_the_latest_batch_scored_worklist_ranks_as_the_api_does(browser, server, batch):
+    """A collector picks their name and loads the batch's open items: the page ranks them
+    through /rerank as of the batch's date, exactly as the API ranks the same items."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    collector = max(batch.worklists, key=lambda c: len(pd.read_csv(batch.worklists[c])))
+    with server.client() as client:
+        latest = client.post("/latest_worklist", json={"collector": collector})
+        assert latest.status_code == 200, latest.text
+        latest = latest.json()
+        api = client.post("/rerank", json={"as_of": latest["as_of"], "items": latest["items"],
+                                           "ledger": latest["ledger"], "capacity": 10}).json()
+    with server.client(token=False) as client:  # guarded like every API route
+        assert client.post("/latest_worklist", json={}).status_code == 401
+    # the batch's items of that collector, in its worklist's order, as of its date
+    worklist = pd.read_csv(batch.worklists[collector], dtype={"invoice_id": str})
+    assert [it["invoice_id"] for it in latest["items"]] == worklist["invoice_id"].tolist()
+    assert latest["as_of"] == batch.as_of.isoformat() == api["as_of"]
+    assert latest["collectors"] == sorted(batch.worklists)
+
+    # without a token the page cannot tell, and says so; with it, the control comes alive
+    browser.get(f"{server.url}/worklist")
+    browser.execute_script("sessionStorage.clear();")
+    browser.get(f"{server.url}/worklist")
+    note = browser.find_element(By.ID, "latest-note")
+    _wait(browser, lambda d: "token" in note.text)
+    assert not browser.find_element(By.ID, "latest-button").is_enabled()
+    browser.find_element(By.ID, "token").send_keys(server.token)
+    _wait(browser, lambda d: d.find_element(By.ID, "latest-button").is_enabled())
+    assert batch.as_of.strftime("%Y-%m-%d") in note.text
+    picker = Select(browser.find_element(By.ID, "collector"))
+    assert [o.get_attribute("value") for o in picker.options] == latest["collectors"]
+    picker.select_by_value(collector)
+    cap = browser.find_element(By.ID, "capacity")
+    cap.clear()
+    cap.send_keys("10")
+    browser.find_element(By.ID, "latest-button").click()
+    _wait(browser, lambda d: "items ranked" in d.find_element(By.ID, "status").text
+          or "error" in (d.find_element(By.ID, "status").get_attribute("class") or ""))
+    status = browser.find_element(By.ID, "status").text
+    assert "items ranked" in status and collector in status, status
+    rows = browser.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
+    assert len(rows) == len(api["items"]) == len(worklist) > 10
+    _assert_ranked_as(browser, api)  # the calls beyond today's 10 greyed, as the API says
+    assert api["summary"]["capacity"] == 10
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "worklist_latest_batch.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+    # neither the token nor the collector reaches a URL
+    assert server.token not in browser.current_url and collector not in browser.current_url
 
 
 def test_the_page_and_its_assets_fetch_nothing_from_elsewhere(server):

@@ -62,3 +62,47 @@ def test_scoring_a_past_date_sees_only_what_was_known_then(loop_model):
     then = score_frame(cut, led.master, bundle, AS_OF)
     pd.testing.assert_series_equal(full["p_late"].reset_index(drop=True),
                                    then["p_late"].reset_index(drop=True))
+
+
+def test_the_open_items_are_written_as_the_service_re_ranks_them(loop_model, tmp_path):
+    """items_<date>.parquet: every scored item's state at the date, as /rerank reads it (the
+    replay of its events known then), on its collector's worklist, in that worklist's order;
+    the worklists carry the ranking probability; the reconciliation counts both outputs."""
+    from features.pit.item_state import ITEM_STATE_COLUMNS, item_state_at
+
+    _, led, bundle = loop_model
+    result = score_ledger(led.events, led.master, bundle, AS_OF, tmp_path, ledger="sim",
+                          log=False)
+    assert result.items_path == tmp_path / "items_2024-04-01.parquet"
+    items = read_predictions(result.items_path)
+    pred = result.predictions
+    assert list(items.columns) == [*ITEM_STATE_COLUMNS, "collector"]
+    assert items.attrs["scoring"]["as_of"] == AS_OF.isoformat()
+    assert items.attrs["scoring"]["ledger"]["name"] == "sim"
+    assert len(items) == len(pred) > 0
+    assert set(items["invoice_id"]) == set(pred["invoice_id"].astype(str))
+    # the values are the item state replayed at the date, invoice by invoice
+    expected = item_state_at(led.events, pd.DataFrame({"invoice_id": items["invoice_id"],
+                                                       "snapshot_time": AS_OF}))
+    pd.testing.assert_frame_equal(items[list(ITEM_STATE_COLUMNS)], expected)
+    assert (items["posting_time"] <= AS_OF).all()
+    # the collector is the scored row's, and each collector's items follow its worklist
+    by_invoice = pred.set_index(pred["invoice_id"].astype(str))
+    assert (items["collector"].to_numpy()
+            == by_invoice.loc[items["invoice_id"], "collector"].astype(str).to_numpy()).all()
+    assert len(result.worklists) == items["collector"].nunique() > 1
+    for collector, path in result.worklists.items():
+        worklist = pd.read_csv(path, dtype={"invoice_id": str})
+        mine = items.loc[items["collector"] == collector, "invoice_id"]
+        assert mine.tolist() == worklist["invoice_id"].tolist()
+        assert worklist["p_very_late"].to_numpy() == pytest.approx(
+            by_invoice.loc[worklist["invoice_id"], "p_very_late"].to_numpy())
+        assert (worklist["p_very_late"] <= worklist["p_late"] + 1e-12).all()
+    rec = result.reconciliation
+    assert rec.balanced
+    states = "items scored -> item states as of 2024-04-01"
+    assert rec.count("score", states, "in") == rec.count("score", states, "out") == len(items)
+    rows = "items scored -> worklist rows as of 2024-04-01"
+    assert rec.count("score", rows, "out") == len(pred)
+    saved = pd.read_csv(tmp_path / "reconciliation_2024-04-01.csv")
+    assert states in set(saved["what"]) and rows in set(saved["what"])

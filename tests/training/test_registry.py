@@ -4,6 +4,8 @@ share one store and run in file order (a lifecycle)."""
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -211,3 +213,44 @@ def test_a_champion_of_another_feature_set_is_never_compared(store, beta):
     assert res.alias == "champion" and res.decision.champion is None
     assert res.decision.reason.startswith("champion v1 not compared: the rows have feature set "
                                           "test-2, the model test-1")
+
+
+# --- which store: the option, else the environment, else the embedded SQLite default ----------
+STORE_VARIABLES = (registry.TRACKING_ENV, registry.MLFLOW_TRACKING_ENV,
+                   registry.MLFLOW_REGISTRY_ENV)
+
+
+def test_the_store_is_the_option_else_the_environment_else_the_sqlite_default(monkeypatch):
+    for key in STORE_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    default = f"sqlite:///{(registry.MODELS / 'mlflow.db').resolve()}"
+    assert registry.resolve_tracking_uri() == registry.resolve_registry_uri() == default
+    # MLflow's own variables, as MLflow reads them: the registry defaults to the tracking store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://team-mlflow:5000")
+    assert registry.resolve_tracking_uri() == "http://team-mlflow:5000"
+    assert registry.resolve_registry_uri() == "http://team-mlflow:5000"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://team-registry:5001")
+    assert registry.resolve_tracking_uri() == "http://team-mlflow:5000"
+    assert registry.resolve_registry_uri() == "http://team-registry:5001"
+    # a store named for paydelay (its variable, then the option) is tracking and registry both
+    monkeypatch.setenv("PAYDELAY_TRACKING_URI", "sqlite:////srv/paydelay/mlflow.db")
+    assert registry.resolve_tracking_uri() == "sqlite:////srv/paydelay/mlflow.db"
+    assert registry.resolve_registry_uri() == "sqlite:////srv/paydelay/mlflow.db"
+    option = "http://127.0.0.1:5999"
+    assert registry.resolve_tracking_uri(option) == registry.resolve_registry_uri(option) == option
+
+
+def test_configure_points_mlflow_at_both_stores_and_leaves_the_environment_alone(monkeypatch):
+    """MLflow writes the URIs it is given into the environment; configure puts back what the
+    user had, so the next resolve (or a service started from here) sees the user's choice."""
+    for key in STORE_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://team-registry:5001")
+    registry.configure("http://127.0.0.1:5998")  # no request is made yet
+    assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == "http://127.0.0.1:5998"
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "http://team-registry:5001"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://team-mlflow:5000")
+    registry.configure()
+    assert mlflow.get_tracking_uri() == "http://team-mlflow:5000"
+    assert mlflow.get_registry_uri() == "http://team-registry:5001"

@@ -104,7 +104,7 @@ def ledger_info_from_file(path: str | Path) -> dict:
     folder = path if path.is_dir() else path.parent
     file = folder / "training.parquet" if path.is_dir() else path
     info: dict = {}
-    if file.exists():
+    if file.is_file():  # a folder of part files (the Dask engine's) names its ledger in SIDECAR
         import pyarrow.parquet as pq  # noqa: PLC0415 - only when a file is read
 
         meta = pq.read_schema(file).metadata or {}
