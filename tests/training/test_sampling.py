@@ -16,10 +16,10 @@ from model_rows import contract, make_rows, small_config
 from features.pit.build import write_rows
 from training import payment_date, sampling
 from training.payment_date import fit_conformal
-from training.pipeline import train
+from training.pipeline import fit_bundle, train
 from training.risk import fit_calibrator, fit_threads
 from training.rows import read_training_rows
-from training.splits import resolve_cutoffs
+from training.splits import resolve_cutoffs, split_rows
 
 
 def _budget(cfg, max_rows, payment_max_rows=None):
@@ -220,6 +220,14 @@ def test_the_conformal_search_in_blocks_and_weighted(monkeypatch):
     rep = np.repeat(np.arange(n), w)
     repeated = fit_conformal(days[rep], known[rep], window[rep])
     assert (weighted.lo, weighted.hi) == (repeated.lo, repeated.hi)
+
+
+def test_two_threads_give_the_same_models_to_the_last_digit(rows, cfg):
+    two = cfg.model_copy(update={"training": cfg.training.model_copy(update={"num_threads": 2})})
+    a = fit_bundle(split_rows(rows, two), contract(two), two, seed=3)
+    b = fit_bundle(split_rows(rows, two), contract(two), two, seed=3)
+    assert _model_hashes(a) == _model_hashes(b)
+    assert a.calibrator == b.calibrator and a.conformal == b.conformal
 
 
 def test_threads_follow_the_machine_for_large_fits_only():
