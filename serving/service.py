@@ -26,8 +26,8 @@ framework's): 400 malformed request (field path + problem), 401 missing / wrong 
 (only when $PAYDELAY_API_TOKEN is set; health, metrics, metadata and docs stay open), 404 no
 batch-scored worklist (/latest_worklist), 405 not POST, 408 body not received in time, 409 the
 request's ledger is not the model's, 413 body or item count over the limits, 415 not
-application/json, 422 impossible item (serving.validation), 503 model not loaded. No request content reaches the logs
-(serving.logging_safety); a 400 is one WARNING line.
+application/json, 422 impossible item (serving.validation), 503 model not loaded. No request
+content reaches the logs (serving.logging_safety); a 400 is one WARNING line.
 
 Loading: retried with back-off (PAYDELAY_LOAD_ATTEMPTS, default 5; PAYDELAY_LOAD_BACKOFF_S,
 default 2, doubling); after the last failure /livez answers 503. /metadata and the 503s name

@@ -117,15 +117,12 @@ def pinned(config: PaydelayConfig, cut: Cutoffs) -> PaydelayConfig:
 # --- 2. the sample on the workers ---------------------------------------------------------------
 def table_plan(counts: list[sampling.SamplePlan], calibration_end: pd.Timestamp,
                config: PaydelayConfig, seed: int) -> sampling.SamplePlan:
-    """training.sampling.plan of the whole table from its parts' counts: the same budget rule,
-    p = (max_rows - posting rows) / later snapshots, at least one invoice's worth, at most 1."""
-    sc = config.training.sampling
-    n_fit = sum(c.fit_rows for c in counts)
-    kept = sum(c.kept_kind_rows for c in counts)
-    n_sampled = sum(c.sampled_rows for c in counts)
-    p = sampling.budget_p(n_fit, kept, n_sampled, sc.max_rows)
-    return sampling.SamplePlan(p, str(calibration_end), sc.max_rows, tuple(sc.keep_kinds), seed,
-                               n_fit, kept, n_sampled, n_sampled, sum(c.rows_in for c in counts))
+    """training.sampling's plan of the whole table from its parts' counts (the same budget
+    rule, training.sampling.plan_from_counts); the drawn counts are set once sampled."""
+    return sampling.plan_from_counts(
+        sum(c.fit_rows for c in counts), sum(c.kept_kind_rows for c in counts),
+        sum(c.sampled_rows for c in counts), sum(c.rows_in for c in counts), calibration_end,
+        config, seed)
 
 
 # --- 3. windows on the workers ------------------------------------------------------------------
@@ -249,10 +246,13 @@ def fit_bundle_dask(client: Client, rows: str | Path, config: PaydelayConfig, se
                                           seed=seed, pure=False))
         plan = table_plan(counts, cut.calibration_end, config, seed)
         sample = client.map(dask_parts.sample_part, parts, plan=plan, config=config, pure=False)
-        kept = sum(client.gather(client.map(len, sample, pure=False)))
-        plan = replace(plan, kept_sampled_rows=plan.sampled_rows - (plan.fit_rows - kept))
-    prog.say(f"training sample: {kept:,} of {plan.fit_rows:,} fit-window rows "
-             f"(p = {plan.p:.4f} of the invoices' later snapshots, weight {1 / plan.p:.3g}); "
+        drawn = client.gather(client.map(sampling.kept_counts, sample, sample=plan,
+                                         config=config, pure=False))
+        plan = replace(plan, drawn_kind_rows=sum(d[0] for d in drawn),
+                       kept_sampled_rows=sum(d[1] for d in drawn))
+        kept = plan.drawn_kind_rows + plan.kept_sampled_rows
+    prog.say(f"training sample: {kept:,} of {plan.fit_rows:,} fit-window rows (posting rows "
+             f"of a seeded {plan.r:.4f} of the invoices, later snapshots of {plan.p:.4f}); "
              f"test window {cut.calibration_end:%Y-%m-%d} .. {cut.test_end:%Y-%m-%d} read when "
              "scored")
     train = windowed(client, sample, None, cut.train_end, cut.train_end, config)

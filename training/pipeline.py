@@ -574,11 +574,13 @@ def train(rows: pd.DataFrame, config: PaydelayConfig, seed: int,
     split = split_rows(rows, config, cutoffs)
     recon = combine(sampling.reconciliation(sample), reconciliation(split, config))
     if sample.get("active"):
-        prog.say(f"row budget training.sampling.max_rows = {sample['max_rows']:,}: "
-                 f"{sample['kept_kind_rows']:,} posting rows kept, later snapshots of a seeded "
-                 f"{sample['p']:.4f} of invoices ({sample['kept_sampled_rows']:,} of "
-                 f"{sample['sampled_rows']:,} rows, weight {1 / sample['p']:.3f}); test window "
-                 "rows all kept")
+        drawn = sample.get("drawn_kind_rows")
+        prog.say(f"row budget training.sampling.max_rows = {sample['max_rows']:,}: posting "
+                 f"rows of a seeded {sample.get('r', 1.0):.4f} of invoices "
+                 f"({sample['kept_kind_rows'] if drawn is None else drawn:,} of "
+                 f"{sample['kept_kind_rows']:,}), later snapshots of {sample['p']:.4f} "
+                 f"({sample['kept_sampled_rows']:,} of {sample['sampled_rows']:,} rows, weight "
+                 f"{1 / sample['p']:.3f}); test window rows all kept")
     c = split.cutoffs
     prog.say(f"ledger {led['name']!r}: {led['n_invoices']:,} invoices, "
              f"{len(rows):,} rows, data {str(led['first_event'])[:10]} .. "

@@ -8,13 +8,19 @@ answer the question a collector asks first and are what the headline figures lea
 
 - rows after the calibration end (the test window, and anything later) are never sampled: every
   headline figure is measured on every row;
-- rows of `keep_kinds` (posting) are always kept, weight 1;
-- the other rows of the fit windows are sampled **by invoice**: one seeded uniform number per
+- rows of `keep_kinds` (posting) are kept, weight 1;
+- the other rows of the fit windows are sampled **by invoice**: one seeded uniform number u per
   invoice (a hash of its id, so the choice does not depend on row order or on which file part a
-  row came from) decides whether all of its later snapshots are kept, with one probability p
-  chosen so the kept rows meet the budget; each kept one carries weight 1/p (Horvitz-Thompson),
-  so weighted sums over the kept rows estimate the sums over all rows, and the fits, the
-  calibrator, the choice of boosting rounds and the conformal shift stay unbiased.
+  row came from) decides whether all of its later snapshots are kept (u < p), with one
+  probability p chosen so the kept rows meet the budget; each kept one carries weight 1/p
+  (Horvitz-Thompson), so weighted sums over the kept rows estimate the sums over all rows, and
+  the fits, the calibrator, the choice of boosting rounds and the conformal shift stay unbiased;
+- a ledger so large that its posting rows alone would take more than `max_kept_share` of the
+  budget (about 1.2M invoices in the fit windows with the defaults) has its invoices sampled
+  too: posting rows are kept for u < r (weight 1/r), r chosen so they take that share, and the
+  later snapshots for u < p <= r, so every kept invoice keeps its posting row, and the weights
+  stay those of the draw (without this, p would fall to one invoice's worth and that invoice
+  would weigh millions).
 
 The payment-date quantile boosters have a budget of their own (`payment_max_rows`, their rows
 cost about ten times a binary booster's): `payment_subsample` keeps every row of a seeded share
@@ -30,7 +36,7 @@ the models are exactly those of the full table.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -47,7 +53,7 @@ class SamplePlan:
     """What the budget decided: the probability of keeping an invoice's later snapshots (1.0:
     nothing sampled), the counts behind it, and the seed of the invoice draw."""
 
-    p: float
+    p: float  # an invoice's later snapshots are kept when its uniform number is below p
     calibration_end: str
     max_rows: int | None
     keep_kinds: tuple[str, ...]
@@ -57,14 +63,22 @@ class SamplePlan:
     sampled_rows: int = 0  # later snapshots eligible for sampling
     kept_sampled_rows: int = 0  # ... of which kept
     rows_in: int = 0  # every row of the table
+    r: float = 1.0  # an invoice's posting row is kept when its uniform number is below r
+    drawn_kind_rows: int | None = None  # posting rows kept (all of them when r = 1)
 
     @property
     def active(self) -> bool:
-        return self.p < 1.0
+        return self.p < 1.0 or self.r < 1.0
+
+    @property
+    def left_out(self) -> tuple[int, int]:
+        """(posting rows, later snapshots) left out of the sample."""
+        drawn = self.kept_kind_rows if self.drawn_kind_rows is None else self.drawn_kind_rows
+        return self.kept_kind_rows - drawn, self.sampled_rows - self.kept_sampled_rows
 
     @property
     def rows_out(self) -> int:
-        return self.rows_in - (self.sampled_rows - self.kept_sampled_rows)
+        return self.rows_in - sum(self.left_out)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "keep_kinds": list(self.keep_kinds), "active": self.active,
@@ -94,22 +108,32 @@ def plan(keys: pd.DataFrame, calibration_end: pd.Timestamp, config: PaydelayConf
     p = (budget - kept rows) / later snapshots, at most 1. A budget smaller than the posting
     rows alone keeps the posting rows and no later snapshot (p = 0 is refused: p is at least
     one invoice's worth)."""
-    sc = config.training.sampling
     fit, sampled = _eligible(keys, calibration_end, config)
     n_fit, n_sampled = int(fit.sum()), int(sampled.sum())
-    p = budget_p(n_fit, n_fit - n_sampled, n_sampled, sc.max_rows)
-    kept = n_sampled if p >= 1.0 else int(
-        (invoice_uniform(keys["invoice_id"].to_numpy()[sampled], seed) < p).sum())
-    return SamplePlan(p, str(calibration_end), sc.max_rows, tuple(sc.keep_kinds), seed, n_fit,
-                      n_fit - n_sampled, n_sampled, kept, len(keys))
+    base = plan_from_counts(n_fit, n_fit - n_sampled, n_sampled, len(keys), calibration_end,
+                            config, seed)
+    if not base.active:
+        return base
+    u = invoice_uniform(keys["invoice_id"].to_numpy()[fit], seed)
+    later = sampled[fit]
+    return replace(base, kept_sampled_rows=int((u[later] < base.p).sum()),
+                   drawn_kind_rows=int((u[~later] < base.r).sum()))
 
 
-def budget_p(n_fit: int, n_kept_kinds: int, n_sampled: int, max_rows: int | None) -> float:
-    """The budget rule on counts (the Dask trainer sums them over partitions): 1 under the
-    budget, else (budget - kept rows) / later snapshots, at least one invoice's worth."""
-    if max_rows is None or n_fit <= max_rows or n_sampled == 0:
-        return 1.0
-    return min(max((max_rows - n_kept_kinds) / n_sampled, 1.0 / n_sampled), 1.0)
+def plan_from_counts(n_fit: int, n_kept_kinds: int, n_sampled: int, rows_in: int,
+                     calibration_end, config: PaydelayConfig, seed: int) -> SamplePlan:
+    """The budget rule on counts (the Dask trainer sums them over partitions), before the draw:
+    under the budget nothing is sampled; else the posting rows take at most `max_kept_share`
+    of it (r, below 1 only for a ledger whose posting rows alone would take more) and the later
+    snapshots the rest (p <= r). Kept counts are those of the whole table until drawn."""
+    sc = config.training.sampling
+    keep = (1.0, 1.0)
+    if sc.max_rows is not None and n_fit > sc.max_rows:
+        r = min(1.0, sc.max_kept_share * sc.max_rows / n_kept_kinds) if n_kept_kinds else 1.0
+        p = (min(r, (sc.max_rows - r * n_kept_kinds) / n_sampled) if n_sampled else r)
+        keep = (p, r)
+    return SamplePlan(keep[0], str(calibration_end), sc.max_rows, tuple(sc.keep_kinds), seed,
+                      n_fit, n_kept_kinds, n_sampled, n_sampled, rows_in, keep[1], None)
 
 
 def keep_mask(keys: pd.DataFrame, sample: SamplePlan, config: PaydelayConfig
@@ -119,11 +143,20 @@ def keep_mask(keys: pd.DataFrame, sample: SamplePlan, config: PaydelayConfig
     n = len(keys)
     if not sample.active:
         return np.ones(n, dtype=bool), np.ones(n, dtype=np.float64)
-    _, sampled = _eligible(keys, pd.Timestamp(sample.calibration_end), config)
-    drawn = invoice_uniform(keys["invoice_id"].to_numpy(), sample.seed) < sample.p
-    keep = ~sampled | drawn
-    weight = np.where(sampled, 1.0 / sample.p, 1.0)
+    fit, sampled = _eligible(keys, pd.Timestamp(sample.calibration_end), config)
+    kept_kind = fit & ~sampled
+    u = invoice_uniform(keys["invoice_id"].to_numpy(), sample.seed)
+    keep = np.where(sampled, u < sample.p, np.where(kept_kind, u < sample.r, True))
+    weight = np.where(sampled, 1.0 / sample.p, np.where(kept_kind, 1.0 / sample.r, 1.0))
     return keep, weight[keep]
+
+
+def kept_counts(rows: pd.DataFrame, sample: SamplePlan, config: PaydelayConfig
+                ) -> tuple[int, int]:
+    """(posting rows, later snapshots) of the fit windows among sampled rows: what a
+    partition of the Dask trainer reports, so the plan's counts are the drawn ones."""
+    fit, sampled = _eligible(rows, pd.Timestamp(sample.calibration_end), config)
+    return int((fit & ~sampled).sum()), int(sampled.sum())
 
 
 def apply(rows: pd.DataFrame, sample: SamplePlan, config: PaydelayConfig) -> pd.DataFrame:
@@ -183,14 +216,17 @@ def reconciliation(sample: dict | SamplePlan | None, stage: str = "train") -> Re
     """Rows in, later snapshots left out by the budget (with the reason), rows out."""
     s = sample.as_dict() if isinstance(sample, SamplePlan) else dict(sample or {})
     rows_in = int(s.get("rows_in", 0))
-    left = int(s.get("sampled_rows", 0)) - int(s.get("kept_sampled_rows", 0))
-    reason = (f"later snapshot of an invoice outside the training sample (row budget "
-              f"training.sampling.max_rows = {s.get('max_rows')}: posting rows kept, later "
-              f"snapshots kept for a seeded {float(s.get('p', 1.0)):.4f} of invoices, "
-              f"weighted {1 / float(s.get('p', 1.0)):.3f})")
-    return reconcile_counts(stage, "rows -> training sample", rows_in, rows_in - left,
-                            {reason: -left})
+    p, r = float(s.get("p", 1.0)), float(s.get("r", 1.0))
+    later = int(s.get("sampled_rows", 0)) - int(s.get("kept_sampled_rows", 0))
+    drawn = s.get("drawn_kind_rows")
+    posting = 0 if drawn is None else int(s.get("kept_kind_rows", 0)) - int(drawn)
+    budget = f"row budget training.sampling.max_rows = {s.get('max_rows')}"
+    return reconcile_counts(stage, "rows -> training sample", rows_in, rows_in - later - posting, {
+        f"posting row of an invoice outside the training sample ({budget}: posting rows kept "
+        f"for a seeded {r:.4f} of invoices, weighted {1 / r:.3f})": -posting,
+        f"later snapshot of an invoice outside the training sample ({budget}: later snapshots "
+        f"kept for a seeded {p:.4f} of invoices, weighted {1 / p:.3f})": -later})
 
 
-__all__ = ["SamplePlan", "WEIGHT", "apply", "budget_p", "invoice_uniform", "keep_mask",
+__all__ = ["SamplePlan", "WEIGHT", "apply", "invoice_uniform", "kept_counts", "plan_from_counts", "keep_mask",
            "payment_reconciliation", "payment_subsample", "plan", "reconciliation", "weights"]

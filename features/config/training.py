@@ -50,6 +50,11 @@ class SamplingConfig(Section):
 
     max_rows: int | None = Field(1_200_000, ge=1)
     keep_kinds: tuple[str, ...] = ("posting",)
+    # At most this share of the budget for the posting rows: a ledger whose posting rows alone
+    # would take more (about 1.2M invoices in the fit windows) has its invoices sampled too
+    # (posting rows weighted 1/r; training.sampling), instead of keeping one invoice's later
+    # snapshots at a weight of millions.
+    max_kept_share: float = Field(0.8, gt=0, lt=1)
     # The payment-date quantile boosters cost about ten times a binary booster per row
     # (LightGBM sets each quantile leaf to a percentile of the leaf's rows, a sort, weighted
     # sorts slower still): above this many rows they learn from every row of a seeded share q

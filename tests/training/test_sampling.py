@@ -85,6 +85,33 @@ def test_posting_rows_and_the_test_window_are_kept_later_snapshots_by_invoice(ro
     assert float(w[out_fit.to_numpy()].sum()) == pytest.approx(int(fit.sum()), rel=0.05)
 
 
+def test_a_ledger_too_large_for_its_posting_rows_samples_invoices_nested(rows, cfg):
+    fit, kinds, cut = _fit_rows(rows, cfg)
+    n_posting = int((fit & (kinds == "posting")).sum())
+    n_later = int((fit & (kinds != "posting")).sum())
+    c = _budget(cfg, 1500)  # posting rows alone (2,019) would take more than 0.8 x 1,500
+    plan = sampling.plan(rows, cut, c, seed=5)
+    assert plan.r == pytest.approx(0.8 * 1500 / n_posting)
+    assert plan.p == pytest.approx((1500 - plan.r * n_posting) / n_later) and plan.p <= plan.r
+    out = sampling.apply(rows, plan, c)
+    out_fit, out_kinds, _ = _fit_rows(out, cfg)
+    posting = (out_fit & (out_kinds == "posting")).to_numpy()
+    later = (out_fit & (out_kinds != "posting")).to_numpy()
+    w = out[sampling.WEIGHT].to_numpy()
+    assert np.allclose(w[posting], 1 / plan.r) and np.allclose(w[later], 1 / plan.p)
+    assert int(posting.sum()) == plan.drawn_kind_rows
+    assert abs(plan.drawn_kind_rows - n_posting * plan.r) < 4 * np.sqrt(n_posting)
+    # nested: an invoice whose later snapshots are kept keeps its posting row
+    assert set(out.loc[later, "invoice_id"]) <= set(out.loc[posting, "invoice_id"])
+    # the weights stay those of the draw (no invoice weighs the whole table), and the
+    # weighted count estimates the fit windows' rows
+    assert w.max() == pytest.approx(1 / plan.p)
+    assert float(w[out_fit.to_numpy()].sum()) == pytest.approx(int(fit.sum()), rel=0.1)
+    rec = sampling.reconciliation(plan)
+    assert rec.balanced and int(rec.frame()["count"].iloc[-1]) == len(out)
+    assert (rec.frame()["reason"].str.startswith("posting row of an invoice outside")).any()
+
+
 def test_the_sample_is_seeded_and_independent_of_row_order(rows, cfg):
     c = _budget(cfg, 3000)
     cut = resolve_cutoffs(rows, cfg).calibration_end
