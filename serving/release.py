@@ -77,7 +77,8 @@ def export_release(model_ref: str | int | None = None, tracking_uri: str | None 
     labels = {"registered_model": name, "version": str(source.get("version")),
               "aliases": "-".join(release["aliases"]) or "none", "run_id": str(run_id),
               "feature_set_version": str(bundle.feature_set_version)}
-    with bentoml.models.create(MODEL_NAME, labels=labels, metadata=release) as bento_model:
+    with bentoml.models.create(MODEL_NAME, labels=labels,
+                               metadata=bentoml_metadata(release)) as bento_model:
         folder = Path(bento_model.path)
         bundle.save(folder / BUNDLE_DIR)
         if store is not None:
@@ -87,6 +88,17 @@ def export_release(model_ref: str | int | None = None, tracking_uri: str | None 
     log.info("exported %s v%s (%s) as BentoML model %s", name, source.get("version"), ref,
              bento_model.tag)
     return str(bento_model.tag)
+
+
+def bentoml_metadata(value):
+    """The release facts as BentoML model metadata, which refuses None (an unset budget, a
+    model without a customer store): unset entries are left out there; release.json keeps
+    them."""
+    if isinstance(value, dict):
+        return {k: bentoml_metadata(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [bentoml_metadata(v) for v in value if v is not None]
+    return value
 
 
 def load_release(tag: str, config: PaydelayConfig | None = None,
