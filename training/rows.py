@@ -44,19 +44,30 @@ def compact_schema(schema: pa.Schema, float32: set[str]) -> pa.Schema:
     return pa.schema(fields, metadata=schema.metadata)
 
 
+def part_files(path: str | Path) -> list[Path]:
+    """The rows file, or the part files of a rows folder in name order (the Dask engine's
+    `training.parquet/`), so the rows come in the same order on every read."""
+    path = Path(path)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path} holds no Parquet part file")
+    return files
+
+
 def read_training_rows(path: str | Path, config: PaydelayConfig, seed: int,
                        batch_rows: int = BATCH_ROWS):
-    """The training rows of a rows file, sampled under training.sampling and compact (module
-    doc)."""
-    pf = pq.ParquetFile(path)
-    keys = pf.read(columns=list(KEY_COLUMNS)).to_pandas()
+    """The training rows of a rows file (or folder of part files), sampled under
+    training.sampling and compact (module doc)."""
+    files = [pq.ParquetFile(f) for f in part_files(path)]
+    keys = pa.concat_tables([pf.read(columns=list(KEY_COLUMNS)) for pf in files]).to_pandas()
     cutoffs = resolve_cutoffs(keys, config)
     plan = sampling.plan(keys, cutoffs.calibration_end, config, seed)
     del keys
     names = set(ModelContract.from_config(config).features.names)
+    pf = files[0]
     schema = compact_schema(pf.schema_arrow, names)
     kept = []
-    for batch in pf.iter_batches(batch_size=batch_rows):
+    for batch in (b for f in files for b in f.iter_batches(batch_size=batch_rows)):
         table = pa.Table.from_batches([batch]).cast(schema)
         if plan.active:
             part = table.select(["invoice_id", "snapshot_kind", "snapshot_time"]).to_pandas()
@@ -77,4 +88,4 @@ def read_training_rows(path: str | Path, config: PaydelayConfig, seed: int,
     return frame
 
 
-__all__ = ["KEY_COLUMNS", "compact_schema", "read_training_rows"]
+__all__ = ["KEY_COLUMNS", "compact_schema", "part_files", "read_training_rows"]

@@ -162,6 +162,15 @@ def test_the_reader_keeps_the_same_sample_in_any_batch_size_with_float32_feature
         assert got.attrs["training_sample"]["kept_sampled_rows"] == \
             in_memory.attrs["training_sample"]["kept_sampled_rows"]
         assert got.attrs["training_cutoffs"] == resolve_cutoffs(rows, cfg)
+    # a folder of part files (the Dask engine's training.parquet/) reads as the same rows
+    folder = tmp_path / "parts" / "training.parquet"
+    half = len(rows) // 2
+    write_rows(rows.iloc[:half], folder / "part-00000.parquet")
+    write_rows(rows.iloc[half:], folder / "part-00001.parquet")
+    from_parts = read_training_rows(folder, c, seed=5, batch_rows=997)
+    assert from_parts[key].reset_index(drop=True).equals(whole[key].reset_index(drop=True))
+    assert np.array_equal(from_parts[sampling.WEIGHT].to_numpy(),
+                          whole[sampling.WEIGHT].to_numpy())
 
 
 def _model_hashes(bundle) -> list[str]:
