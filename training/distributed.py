@@ -334,20 +334,19 @@ def fit_bundle_dask(client: Client, rows: str | Path, config: PaydelayConfig, se
 
     final = (windowed(client, sample, None, cut.calibration_end, cut.calibration_end, config)
              if tc.refit_on_calibration else train)
-    data = designed(client, final, dask_parts.RISK, builder, anchor)
-    with prog.stage(f"final risk model ({risk_rounds} rounds, {data.n_rows:,} rows)"):
-        risk = fit_dask(client, data, dask_params(
-            rp.model_copy(update={"n_estimators": risk_rounds}), "binary", seed,
-            monotone_constraints=fs.monotone_vector(),
-            monotone_constraints_method="intermediate"), fs, True)[0]
-    very_late = None
-    if vl_rounds is not None:
-        data = designed(client, final, dask_parts.VERY_LATE, builder, anchor)
-        with prog.stage(f"final very-late model ({vl_rounds} rounds, {data.n_rows:,} rows)"):
-            very_late = fit_dask(client, data, dask_params(
-                vp.model_copy(update={"n_estimators": vl_rounds}), "binary", seed,
+    def final_binary(design, params: LgbParams, rounds: int, what: str):
+        """A final binary booster (risk or very late) on the refit rows, its rounds chosen
+        out of time, with the contract's monotone constraints."""
+        data = designed(client, final, design, builder, anchor)
+        with prog.stage(f"final {what} model ({rounds} rounds, {data.n_rows:,} rows)"):
+            return fit_dask(client, data, dask_params(
+                params.model_copy(update={"n_estimators": rounds}), "binary", seed,
                 monotone_constraints=fs.monotone_vector(),
                 monotone_constraints_method="intermediate"), fs, True)[0]
+
+    risk = final_binary(dask_parts.RISK, rp, risk_rounds, "risk")
+    very_late = (final_binary(dask_parts.VERY_LATE, vp, vl_rounds, "very-late")
+                 if vl_rounds is not None else None)
     quantiles = quantiles_on(final, "final payment-date models")
     bucket, prior = fit_buckets_dask(client, final, builder, contract, tc.bucket, seed, prog)
     window_info = {**cut.as_dict(),
